@@ -1,0 +1,39 @@
+// JSON output: every key qemu-img check --output=json prints, with the same meaning, always
+// present (qemu omits zeros; we do not), then our findings.
+#include "cli/report.h"
+
+namespace imgcheck::cli {
+
+nlohmann::ordered_json ToJson(const fsck::CheckResult& r) {
+  nlohmann::ordered_json j;
+  j["filename"] = r.filename;
+  j["format"] = r.format;
+  j["check-errors"] = r.check_errors + (r.failure ? 1 : 0);
+  j["image-end-offset"] = r.image_end_offset;
+  j["corruptions"] = r.corruptions;
+  j["leaks"] = r.leaks;
+  j["total-clusters"] = r.total_clusters;
+  j["allocated-clusters"] = r.allocated_clusters;
+  j["fragmented-clusters"] = r.fragmented_clusters;
+  j["compressed-clusters"] = r.compressed_clusters;
+  if (r.failure) j["error"] = *r.failure;
+  j["exit-code"] = r.ExitCode();
+  nlohmann::ordered_json findings = nlohmann::ordered_json::array();
+  for (const fsck::Finding& f : r.findings) {
+    nlohmann::ordered_json o;
+    o["code"] = static_cast<int>(f.code);
+    o["slug"] = f.slug;
+    o["severity"] = std::string(fsck::SeverityName(f.severity));
+    o["message"] = f.message;
+    o["image"] = f.image;
+    if (f.offset) o["offset"] = *f.offset;
+    if (f.cluster) o["cluster"] = *f.cluster;
+    o["count"] = f.count;
+    findings.push_back(std::move(o));
+  }
+  j["findings"] = std::move(findings);
+  if (r.findings_suppressed) j["findings-suppressed"] = r.findings_suppressed;
+  return j;
+}
+
+}  // namespace imgcheck::cli

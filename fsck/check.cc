@@ -1,0 +1,45 @@
+#include "fsck/check.h"
+
+#include <fmt/format.h>
+
+#include "qcow2/device.h"
+#include "qcow2/header.h"
+#include "qcow2/image.h"
+
+namespace imgcheck::fsck {
+
+using namespace qcow2;
+
+CheckResult CheckImage(const std::string& path, const CheckOptions& opts) {
+  CheckResult result;
+  result.filename = path;
+  auto dev = FileDevice::Open(path);
+  if (!dev) {
+    result.failure = dev.error().message;
+    return result;
+  }
+  Probe probe = ProbeFormat(**dev);
+  result.format = probe.name;
+  if (probe.format != Format::kQcow2) {
+    result.format_has_checks = false;
+    result.failure.reset();
+    return result;
+  }
+  auto header = ReadHeader(**dev);
+  if (!header) {
+    result.failure = header.error().message;
+    return result;
+  }
+  result.cluster_size = header->cluster_size();
+  Sink sink(result, path);
+  Context ctx(**dev, *header, result, sink, opts);
+  if (!Pass0Header(ctx)) return result;
+  uint64_t cs = header->cluster_size();
+  result.total_clusters = header->size / cs + (header->size % cs != 0);
+  Pass1Metadata(ctx);
+  if (!ctx.stopped()) Pass2L2Tables(ctx);
+  if (!ctx.stopped()) Pass3Refcounts(ctx);
+  return result;
+}
+
+}  // namespace imgcheck::fsck

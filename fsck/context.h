@@ -1,0 +1,90 @@
+// State shared by the passes of one check: the image, the sink, the reference map, the owner
+// of every metadata cluster (to name both sides of an overlap) and the L2 tables still to walk.
+// What is deliberately not here: any notion of repair mode. No pass reads the mode.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "fsck/refmap.h"
+#include "fsck/report.h"
+#include "qcow2/device.h"
+#include "qcow2/header.h"
+
+namespace imgcheck::fsck {
+
+struct Owner {
+  enum Kind : uint8_t {
+    kHeader, kActiveL1, kSnapshotL1, kL2, kReftable, kRefblock, kSnapshotTable, kBitmapDirectory,
+    kBitmapTable, kBitmapData, kCryptoHeader, kData, kCompressed,
+  };
+  Kind kind;
+  uint64_t index = 0;  // snapshot, refblock or bitmap number where it matters
+};
+std::string OwnerName(const Owner& o);
+
+struct CheckOptions {
+  bool deep = false;  // decompress every compressed cluster
+};
+
+// How often an L2 table is referenced: by all L1 tables, and by the active one.
+struct L2Use {
+  uint64_t total = 0;
+  uint64_t active = 0;
+};
+
+class Context {
+ public:
+  Context(const qcow2::Device& dev, const qcow2::Header& h, CheckResult& result, Sink& sink,
+          CheckOptions opts);
+
+  // QEMU's qcow2_inc_refcounts_imrt: counts every cluster of [offset, offset+size) `by` times,
+  // unless the range reaches a cluster or more past EOF (then one ref.beyond-eof finding).
+  void Reference(uint64_t offset, uint64_t size, const Owner& owner, uint64_t by = 1);
+
+  // Reads metadata within the budget (twice the file plus 256 MiB: valid metadata is disjoint
+  // and lies inside the file, so only a hostile or broken image reaches it).
+  std::optional<std::vector<uint8_t>> ReadMetadata(uint64_t offset, uint64_t length,
+                                                   const char* what);
+  bool stopped() const { return stopped_; }
+  void Stop(const std::string& why);  // reports metadata.limit and stops reading
+  void Halt() { stopped_ = true; }     // stops reading; the finding was already reported
+
+  // The on-disk refcount of one cluster, as qcow2_get_refcount reads it; nullopt when the
+  // refcount block pointer is unusable.
+  std::optional<uint64_t> OnDiskRefcount(uint64_t cluster);
+
+  const qcow2::Device& dev;
+  const qcow2::Header& h;
+  CheckResult& result;
+  Sink& sink;
+  CheckOptions opts;
+  uint64_t cs;
+  uint32_t cluster_bits;
+  uint64_t file_size;
+  uint64_t file_clusters;  // ceil(file_size / cs)
+  uint64_t domain_end;     // one past the highest cluster counted (QEMU's grown IMRT size)
+  RefMap refs;
+  std::unordered_map<uint64_t, Owner> meta;  // metadata cluster -> its owner
+  std::map<uint64_t, L2Use> l2_uses;          // L2 table offset -> uses, sorted for reading
+  std::vector<uint64_t> reftable;             // raw refcount table entries
+  std::vector<uint64_t> active_l1;            // raw active L1 entries, for the COPIED check
+
+ private:
+  uint64_t budget_;
+  bool stopped_ = false;
+  uint64_t cached_rt_index_ = ~0ull;
+  std::vector<uint8_t> cached_block_;
+};
+
+// The passes, in order. Each reports to ctx.sink and keeps going after a finding.
+bool Pass0Header(Context& ctx);       // header fields, feature bits, extensions
+void Pass1Metadata(Context& ctx);     // L1 tables, snapshots, refcount table, bitmaps, crypto
+void Pass2L2Tables(Context& ctx);     // every distinct L2 table once, with its multiplicity
+void Pass3Refcounts(Context& ctx);    // compare with the on-disk refcounts; COPIED; end offset
+
+}  // namespace imgcheck::fsck

@@ -1,0 +1,110 @@
+// Every finding imgcheck can report is one row of the problem table (problem_table.cc): a
+// stable numeric code and slug, a severity, a message template with named fields, and the fix
+// that repair would apply. Codes never change meaning once released. Guest checks (later) use
+// codes from 9000 up.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace imgcheck::fsck {
+
+enum class Severity : uint8_t { kInfo, kWarning, kLeak, kError };
+std::string_view SeverityName(Severity s);
+
+enum class P : uint16_t {
+  // header (1xxx)
+  kHeaderCorruptBit = 1001,
+  kHeaderDirtyBit = 1002,
+  kHeaderUnknownIncompatible = 1003,
+  kHeaderUnknownCompatible = 1004,
+  kHeaderUnknownAutoclear = 1005,
+  kHeaderInvalidField = 1006,
+  kHeaderExtensionInvalid = 1007,
+  kHeaderExtensionUnknown = 1008,
+  kHeaderExtensionDuplicate = 1009,
+  kHeaderBitmapsAutoclearClear = 1010,
+  kHeaderBitmapsBitWithoutExt = 1011,
+  kHeaderOddField = 1012,
+  kHeaderLegacyEncryption = 1013,
+  kHeaderDataFileNameWithoutBit = 1014,
+  // L1 / L2 (2xxx)
+  kL1EntryReservedBits = 2001,
+  kL1EntryUnaligned = 2002,
+  kL1CopiedMismatch = 2003,
+  kL2EntryReservedBits = 2010,
+  kL2EntryUnalignedData = 2011,
+  kL2EntryUnalignedPrealloc = 2012,
+  kL2CopiedMismatch = 2013,
+  kL2CompressedCopied = 2014,
+  kL2CompressedWithDataFile = 2015,
+  kL2CompressedSubclusterBitmap = 2016,
+  kL2CompressedBadData = 2017,
+  kL2SubclusterAllocZeroOverlap = 2018,
+  kL2SubclusterUnallocatedAllocBits = 2019,
+  // refcounts (3xxx)
+  kRefcountLeak = 3001,
+  kRefcountTooLow = 3002,
+  kRefcountOverflow = 3003,
+  kReftableEntryReservedBits = 3004,
+  kReftableEntryUnaligned = 3005,
+  kRefblockBeyondEof = 3006,
+  kRefblockRefcountNotOne = 3007,
+  kRefcountUnreadable = 3008,
+  // references and layout (4xxx)
+  kRefBeyondEof = 4001,
+  kOverlapMetadata = 4002,
+  kImageDataAfterEnd = 4003,
+  kMetadataLimit = 4004,
+  // snapshots (5xxx)
+  kSnapshotL1Unaligned = 5001,
+  kSnapshotL1TooLarge = 5002,
+  kSnapshotExtraDataTooSmall = 5003,
+  kSnapshotExtraDataTooLarge = 5004,
+  kSnapshotTableTooLarge = 5005,
+  kSnapshotDuplicateId = 5006,
+  kSnapshotDuplicateName = 5007,
+  kSnapshotWithDataFile = 5008,
+  kSnapshotEntryTruncated = 5009,
+  kSnapshotTableUnaligned = 5010,
+  kSnapshotDiskSizeMismatch = 5011,
+  // bitmaps (6xxx)
+  kBitmapInUse = 6001,
+  kBitmapDirectoryInvalid = 6002,
+  kBitmapTableEntryInvalid = 6003,
+  kBitmapEntryInvalid = 6004,
+  kBitmapNameDuplicate = 6005,
+};
+
+// Named fields a message template may use: {offset} {cluster} {count} {index} {value}
+// {expected} {name} {owner} {other} {detail}. Offsets render in hex, counts in decimal.
+struct Fields {
+  std::optional<uint64_t> offset;
+  std::optional<uint64_t> cluster;
+  uint64_t count = 1;  // clusters (or entries) the finding covers
+  uint64_t index = 0;
+  uint64_t value = 0;
+  uint64_t expected = 0;
+  std::string name;
+  std::string owner;
+  std::string other;
+  std::string detail;
+};
+
+struct ProblemDef {
+  P code;
+  std::string_view slug;
+  Severity severity;
+  bool check_error;  // the check cannot be trusted to be complete (qemu's check-errors)
+  std::string_view message;  // fmt template over Fields
+  std::string_view fix;      // what repair does about it
+};
+
+std::span<const ProblemDef> ProblemTable();
+const ProblemDef& Def(P code);
+std::string Render(const ProblemDef& def, const Fields& f);
+
+}  // namespace imgcheck::fsck

@@ -1,0 +1,238 @@
+// The problem table: one row per finding. Kept sorted by code (static_assert below); a unit test
+// renders every row with every field set, so a misspelt placeholder fails the tests.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+
+#include "fsck/problem.h"
+
+namespace imgcheck::fsck {
+namespace {
+
+using S = Severity;
+
+constexpr std::array kTable = {
+    ProblemDef{P::kHeaderCorruptBit, "header.corrupt-bit", S::kError, false,
+               "the corrupt bit (incompatible bit 1) is set: QEMU refuses to open the image "
+               "read-write",
+               "clear the bit once a re-check finds no errors"},
+    ProblemDef{P::kHeaderDirtyBit, "header.dirty-bit", S::kWarning, false,
+               "the dirty bit (incompatible bit 0) is set{detail}: refcounts may be stale and "
+               "leaks are expected until they are rebuilt",
+               "recompute refcounts from the L1/L2 tables, then clear the bit"},
+    ProblemDef{P::kHeaderUnknownIncompatible, "header.unknown-incompatible-bit", S::kError, true,
+               "{detail}: the image cannot be read safely", "none: use a newer tool"},
+    ProblemDef{P::kHeaderUnknownCompatible, "header.unknown-compatible-bit", S::kWarning, false,
+               "unknown compatible feature bit {index} ({name}) is set",
+               "none: ignored by readers"},
+    ProblemDef{P::kHeaderUnknownAutoclear, "header.unknown-autoclear-bit", S::kWarning, false,
+               "unknown autoclear feature bit {index} ({name}) is set: QEMU clears it on the next "
+               "read-write open",
+               "clear the bit"},
+    ProblemDef{P::kHeaderInvalidField, "header.invalid-field", S::kError, true,
+               "invalid header: {detail}", "none: the header must be rewritten by hand"},
+    ProblemDef{P::kHeaderExtensionInvalid, "header.extension-invalid", S::kError, true,
+               "invalid header extension: {detail}", "none"},
+    ProblemDef{P::kHeaderExtensionUnknown, "header.extension-unknown", S::kInfo, false, "{detail}",
+               "none: QEMU preserves unknown extensions"},
+    ProblemDef{P::kHeaderExtensionDuplicate, "header.extension-duplicate", S::kWarning, false,
+               "{detail}", "none"},
+    ProblemDef{P::kHeaderBitmapsAutoclearClear, "header.bitmaps-autoclear-clear", S::kWarning,
+               false, "{detail}", "remove the bitmaps extension and free its clusters"},
+    ProblemDef{P::kHeaderBitmapsBitWithoutExt, "header.bitmaps-bit-without-extension",
+               S::kWarning, false, "{detail}", "clear autoclear bit 0"},
+    ProblemDef{P::kHeaderOddField, "header.odd-field", S::kWarning, false, "{detail}", "none"},
+    ProblemDef{P::kHeaderLegacyEncryption, "header.legacy-encryption", S::kWarning, false,
+               "legacy AES-CBC encryption (crypt_method 1): insecure, and QEMU system emulators "
+               "refuse it",
+               "convert to LUKS with qemu-img convert"},
+    ProblemDef{P::kHeaderDataFileNameWithoutBit, "header.data-file-name-without-bit",
+               S::kWarning, false,
+               "a data file name '{name}' is recorded but incompatible bit 2 is clear: it is "
+               "ignored",
+               "remove the extension"},
+
+    ProblemDef{P::kL1EntryReservedBits, "l1.entry.reserved-bits", S::kError, false,
+               "{owner} L1 entry {index} has reserved bits set (0x{value:016x})",
+               "none: needs --allow-data-loss"},
+    ProblemDef{P::kL1EntryUnaligned, "l1.entry.unaligned", S::kError, false,
+               "{owner} L1 entry {index} points at L2 table offset 0x{offset:x}, which is not "
+               "cluster aligned",
+               "none: needs --allow-data-loss"},
+    ProblemDef{P::kL1CopiedMismatch, "l1.copied-mismatch", S::kError, false,
+               "active L1 entry {index}: COPIED flag is {detail} but the L2 table at 0x{offset:x} "
+               "has refcount {value}",
+               "set the COPIED flag to (refcount == 1)"},
+    ProblemDef{P::kL2EntryReservedBits, "l2.entry.reserved-bits", S::kError, false,
+               "{count} entries of the L2 table at 0x{offset:x} have reserved bits set (first: "
+               "entry {index} = 0x{value:016x})",
+               "none: needs --allow-data-loss"},
+    ProblemDef{P::kL2EntryUnalignedData, "l2.entry.unaligned-data", S::kError, false,
+               "L2 table at 0x{offset:x} entry {index}: data cluster offset 0x{value:x} is not "
+               "cluster aligned{detail}",
+               "none: the guest data there is lost; --allow-data-loss unmaps it"},
+    ProblemDef{P::kL2EntryUnalignedPrealloc, "l2.entry.unaligned-prealloc", S::kError, false,
+               "L2 table at 0x{offset:x} entry {index}: preallocated zero cluster offset 0x{value:x} "
+               "is not cluster aligned{detail}",
+               "make the entry a plain zero cluster (guest data unchanged)"},
+    ProblemDef{P::kL2CopiedMismatch, "l2.copied-mismatch", S::kError, false,
+               "{count} active L2 entries have a COPIED flag that disagrees with the refcount of "
+               "their data cluster (first: cluster {cluster}, refcount {value}, COPIED {detail})",
+               "set the COPIED flag to (refcount == 1)"},
+    ProblemDef{P::kL2CompressedCopied, "l2.compressed.copied", S::kError, false,
+               "L2 table at 0x{offset:x} entry {index}: compressed cluster has the COPIED flag",
+               "clear the flag"},
+    ProblemDef{P::kL2CompressedWithDataFile, "l2.compressed.with-data-file", S::kError, false,
+               "L2 table at 0x{offset:x} entry {index}: compressed cluster in an image with an "
+               "external data file",
+               "none: needs --allow-data-loss"},
+    ProblemDef{P::kL2CompressedSubclusterBitmap, "l2.compressed.subcluster-bitmap", S::kError,
+               false,
+               "L2 table at 0x{offset:x} entry {index}: compressed cluster with a non-zero "
+               "subcluster bitmap 0x{value:016x}",
+               "zero the bitmap"},
+    ProblemDef{P::kL2CompressedBadData, "l2.compressed.bad-data", S::kError, false,
+               "compressed cluster at host offset 0x{offset:x} ({value} bytes) does not "
+               "decompress: {detail}",
+               "none: the guest data there is lost"},
+    ProblemDef{P::kL2SubclusterAllocZeroOverlap, "l2.subcluster.alloc-zero-overlap", S::kError,
+               false,
+               "L2 table at 0x{offset:x} entry {index}: subclusters both allocated and zero "
+               "(bitmap 0x{value:016x})",
+               "none: needs --allow-data-loss"},
+    ProblemDef{P::kL2SubclusterUnallocatedAllocBits, "l2.subcluster.unallocated-alloc-bits",
+               S::kError, false,
+               "L2 table at 0x{offset:x} entry {index}: unallocated cluster with allocation bits "
+               "0x{value:08x}",
+               "clear the allocation bits"},
+
+    ProblemDef{P::kRefcountLeak, "refcount.leak", S::kLeak, false,
+               "{count} leaked cluster(s) from cluster {cluster} (offset 0x{offset:x}): refcount "
+               "{value}, referenced {expected} time(s)",
+               "lower the refcount to the number of references"},
+    ProblemDef{P::kRefcountTooLow, "refcount.too-low", S::kError, false,
+               "{count} cluster(s) from cluster {cluster} (offset 0x{offset:x}) have refcount "
+               "{value} but are referenced {expected} time(s){detail}",
+               "raise the refcount to the number of references"},
+    ProblemDef{P::kRefcountOverflow, "refcount.overflow", S::kError, false,
+               "cluster {cluster} (offset 0x{offset:x}) is referenced more than the refcount "
+               "width allows ({value})",
+               "none: widen refcounts with qemu-img amend -o refcount_bits=16"},
+    ProblemDef{P::kReftableEntryReservedBits, "reftable.entry.reserved-bits", S::kError, false,
+               "refcount table entry {index} has reserved bits set (0x{value:016x})",
+               "rebuild the refcount structure"},
+    ProblemDef{P::kReftableEntryUnaligned, "reftable.entry.unaligned", S::kError, false,
+               "refcount table entry {index} points at refcount block offset 0x{offset:x}, which "
+               "is not cluster aligned",
+               "rebuild the refcount structure"},
+    ProblemDef{P::kRefblockBeyondEof, "refblock.beyond-eof", S::kError, false,
+               "refcount block {index} at 0x{offset:x} is outside the image",
+               "rebuild the refcount structure"},
+    ProblemDef{P::kRefblockRefcountNotOne, "refblock.refcount-not-one", S::kError, false,
+               "refcount block {index} at 0x{offset:x} (cluster {cluster}) is referenced {value} "
+               "times{detail}",
+               "rebuild the refcount structure"},
+    ProblemDef{P::kRefcountUnreadable, "refcount.unreadable", S::kError, true,
+               "refcounts of {count} cluster(s) from cluster {cluster} cannot be read: {detail}",
+               "rebuild the refcount structure"},
+
+    ProblemDef{P::kRefBeyondEof, "ref.beyond-eof", S::kError, false,
+               "{owner} at 0x{offset:x} ({value} bytes) reaches past the end of the file "
+               "(0x{expected:x}) by a cluster or more",
+               "none: needs --allow-data-loss"},
+    ProblemDef{P::kOverlapMetadata, "overlap.metadata", S::kError, false,
+               "cluster {cluster} (offset 0x{offset:x}) is used as {owner} and as {other}",
+               "none: one of the two must be moved; needs --allow-data-loss"},
+    ProblemDef{P::kImageDataAfterEnd, "image.data-after-end", S::kInfo, false,
+               "the file is {value} bytes long, {expected} byte(s) past the image end offset "
+               "0x{offset:x}",
+               "truncate the file to the image end offset"},
+    ProblemDef{P::kMetadataLimit, "metadata.limit", S::kError, true, "{detail}", "none"},
+
+    ProblemDef{P::kSnapshotL1Unaligned, "snapshot.l1.unaligned", S::kError, false,
+               "snapshot {index} (id '{name}') L1 table offset 0x{offset:x} is not cluster "
+               "aligned: its references are not counted",
+               "none: the snapshot is lost; --allow-data-loss deletes it"},
+    ProblemDef{P::kSnapshotL1TooLarge, "snapshot.l1.too-large", S::kError, false,
+               "snapshot {index} (id '{name}') L1 size {value} exceeds QEMU's limit",
+               "none: --allow-data-loss deletes the snapshot"},
+    ProblemDef{P::kSnapshotExtraDataTooSmall, "snapshot.extra-data-too-small", S::kError, false,
+               "snapshot {index} (id '{name}') has {value} bytes of extra data; version 3 needs "
+               "at least 16",
+               "extend the extra data with the VM state size and disk size"},
+    ProblemDef{P::kSnapshotExtraDataTooLarge, "snapshot.extra-data-too-large", S::kError, true,
+               "snapshot {index} (id '{name}') has {value} bytes of extra data (QEMU allows "
+               "1024)",
+               "truncate the extra data"},
+    ProblemDef{P::kSnapshotTableTooLarge, "snapshot.table-too-large", S::kError, true, "{detail}",
+               "truncate the table to the valid entries"},
+    ProblemDef{P::kSnapshotDuplicateId, "snapshot.duplicate-id", S::kWarning, false,
+               "snapshots {expected} and {index} have the same id '{name}'", "none"},
+    ProblemDef{P::kSnapshotDuplicateName, "snapshot.duplicate-name", S::kWarning, false,
+               "snapshots {expected} and {index} have the same name '{name}'", "none"},
+    ProblemDef{P::kSnapshotWithDataFile, "snapshot.with-data-file", S::kError, false,
+               "{count} internal snapshot(s) in an image with an external data file", "none"},
+    ProblemDef{P::kSnapshotEntryTruncated, "snapshot.entry-truncated", S::kError, true,
+               "{detail}", "truncate the table to the valid entries"},
+    ProblemDef{P::kSnapshotTableUnaligned, "snapshot.table-unaligned", S::kError, true,
+               "snapshot table offset 0x{offset:x} is not cluster aligned", "none"},
+    ProblemDef{P::kSnapshotDiskSizeMismatch, "snapshot.disk-size-mismatch", S::kWarning, false,
+               "snapshot {index} (id '{name}') records disk size {value} but its L1 table of "
+               "{expected} entries cannot map it",
+               "none"},
+
+    ProblemDef{P::kBitmapInUse, "bitmap.in-use", S::kWarning, false,
+               "bitmap '{name}' is marked in use: it was not saved cleanly and is inconsistent",
+               "none: delete and recreate the bitmap (qemu-img bitmap --remove/--add)"},
+    ProblemDef{P::kBitmapDirectoryInvalid, "bitmap.directory.invalid", S::kError, true,
+               "bitmap directory at 0x{offset:x}: {detail}", "none"},
+    ProblemDef{P::kBitmapTableEntryInvalid, "bitmap.table.entry-invalid", S::kError, false,
+               "bitmap '{name}' table entry {index} is invalid (0x{value:016x}){detail}",
+               "none"},
+    ProblemDef{P::kBitmapEntryInvalid, "bitmap.entry.invalid", S::kError, true,
+               "bitmap '{name}': {detail}", "none"},
+    ProblemDef{P::kBitmapNameDuplicate, "bitmap.name-duplicate", S::kError, false,
+               "two bitmaps are named '{name}'", "none"},
+};
+
+constexpr bool Sorted() {
+  for (size_t i = 1; i < kTable.size(); ++i) {
+    if (static_cast<uint16_t>(kTable[i - 1].code) >= static_cast<uint16_t>(kTable[i].code)) {
+      return false;
+    }
+  }
+  return true;
+}
+static_assert(Sorted(), "problem table must be sorted by code, without duplicates");
+
+}  // namespace
+
+std::string_view SeverityName(Severity s) {
+  switch (s) {
+    case Severity::kInfo: return "info";
+    case Severity::kWarning: return "warning";
+    case Severity::kLeak: return "leak";
+    case Severity::kError: return "error";
+  }
+  return "?";
+}
+
+std::span<const ProblemDef> ProblemTable() { return kTable; }
+
+const ProblemDef& Def(P code) {
+  auto it = std::lower_bound(kTable.begin(), kTable.end(), code,
+                             [](const ProblemDef& d, P c) { return d.code < c; });
+  return *it;  // every P has a row: the unit test checks it
+}
+
+std::string Render(const ProblemDef& def, const Fields& f) {
+  return fmt::format(fmt::runtime(def.message), fmt::arg("offset", f.offset.value_or(0)),
+                     fmt::arg("cluster", f.cluster.value_or(0)), fmt::arg("count", f.count),
+                     fmt::arg("index", f.index), fmt::arg("value", f.value),
+                     fmt::arg("expected", f.expected), fmt::arg("name", f.name),
+                     fmt::arg("owner", f.owner), fmt::arg("other", f.other),
+                     fmt::arg("detail", f.detail));
+}
+
+}  // namespace imgcheck::fsck

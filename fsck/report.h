@@ -1,0 +1,62 @@
+// The result of checking one image: qemu-img check's counters plus our findings. Passes report
+// findings to a Sink; only the Sink turns severities into counters.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fsck/problem.h"
+
+namespace imgcheck::fsck {
+
+struct Finding {
+  P code;
+  Severity severity;
+  std::string slug;
+  std::string message;
+  std::string image;
+  std::optional<uint64_t> offset;
+  std::optional<uint64_t> cluster;
+  uint64_t count = 1;
+};
+
+struct CheckResult {
+  std::string filename;
+  std::string format = "qcow2";
+  bool format_has_checks = true;      // false: exit 63 (raw, ...)
+  std::optional<std::string> failure;  // the check could not complete: one-line reason, exit 1
+  uint64_t check_errors = 0;
+  uint64_t corruptions = 0;
+  uint64_t leaks = 0;
+  uint64_t image_end_offset = 0;
+  uint64_t total_clusters = 0;
+  uint64_t allocated_clusters = 0;
+  uint64_t fragmented_clusters = 0;
+  uint64_t compressed_clusters = 0;
+  uint64_t cluster_size = 0;
+  std::vector<Finding> findings;
+  uint64_t findings_suppressed = 0;  // beyond the per-code cap, counted but not listed
+
+  // qemu-img check's exit codes: 0 clean, 1 incomplete, 2 errors, 3 leaks only, 63 no checks.
+  int ExitCode() const;
+};
+
+class Sink {
+ public:
+  // At most kMaxPerCode findings of one code are kept (all are counted), so a badly broken image
+  // cannot make the report grow without bound.
+  static constexpr size_t kMaxPerCode = 1000;
+
+  Sink(CheckResult& result, std::string image) : result_(result), image_(std::move(image)) {}
+  void Report(P code, const Fields& fields);
+
+ private:
+  CheckResult& result_;
+  std::string image_;
+  std::map<P, size_t> per_code_;
+};
+
+}  // namespace imgcheck::fsck

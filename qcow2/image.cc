@@ -1,0 +1,42 @@
+#include "qcow2/image.h"
+
+#include <cstring>
+
+namespace imgcheck::qcow2 {
+
+Probe ProbeFormat(const Device& dev) {
+  uint8_t buf[512] = {};
+  if (!dev.Read(0, buf)) return {Format::kRaw, "raw"};
+  auto magic = [&](const char* m, size_t off = 0) {
+    return std::memcmp(buf + off, m, std::strlen(m)) == 0;
+  };
+  if (dev.Size() >= 4 && magic("QFI\xfb")) return {Format::kQcow2, "qcow2"};
+  if (magic("KDMV") || magic("# Disk DescriptorFile")) return {Format::kOther, "vmdk"};
+  if (magic("<<< ")) return {Format::kOther, "vdi"};
+  if (magic("vhdxfile")) return {Format::kOther, "vhdx"};
+  if (magic("QED")) return {Format::kOther, "qed"};
+  if (magic("conectix")) return {Format::kOther, "vpc"};
+  if (magic("WithoutFreeSpace") || magic("WithouFreSpacExt")) return {Format::kOther, "parallels"};
+  return {Format::kRaw, "raw"};
+}
+
+Result<Header> ReadHeader(const Device& dev) {
+  auto probe = dev.ReadVec(0, kHeaderProbeBytes);
+  if (!probe) return tl::unexpected(probe.error());
+  uint32_t cluster_bits = 0;
+  if (probe->size() >= 24) {
+    cluster_bits = boost::endian::load_big_u32(&(*probe)[20]);
+  }
+  if (cluster_bits >= kMinClusterBits && cluster_bits <= kMaxClusterBits &&
+      (1ull << cluster_bits) > kHeaderProbeBytes) {
+    auto full = dev.ReadVec(0, size_t{1} << cluster_bits);
+    if (!full) return tl::unexpected(full.error());
+    return ParseHeader(*full);
+  }
+  size_t n = cluster_bits >= kMinClusterBits && cluster_bits <= kMaxClusterBits
+                 ? size_t{1} << cluster_bits
+                 : probe->size();
+  return ParseHeader(ByteView(*probe).first(n));
+}
+
+}  // namespace imgcheck::qcow2
