@@ -2,13 +2,15 @@
 // present (qemu omits zeros; we do not), then our findings.
 #include "cli/report.h"
 
+#include <algorithm>
+
 namespace imgcheck::cli {
 
 nlohmann::ordered_json ToJson(const fsck::CheckResult& r) {
   nlohmann::ordered_json j;
   j["filename"] = r.filename;
   j["format"] = r.format;
-  j["check-errors"] = r.check_errors + (r.failure ? 1 : 0);
+  j["check-errors"] = std::max<uint64_t>(r.check_errors, r.failure ? 1 : 0);
   j["image-end-offset"] = r.image_end_offset;
   j["corruptions"] = r.corruptions;
   j["leaks"] = r.leaks;

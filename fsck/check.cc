@@ -1,8 +1,5 @@
 #include "fsck/check.h"
 
-#include <fmt/format.h>
-
-#include "qcow2/device.h"
 #include "qcow2/header.h"
 #include "qcow2/image.h"
 
@@ -10,29 +7,23 @@ namespace imgcheck::fsck {
 
 using namespace qcow2;
 
-CheckResult CheckImage(const std::string& path, const CheckOptions& opts) {
+CheckResult CheckDevice(const Device& dev, const std::string& name, const CheckOptions& opts) {
   CheckResult result;
-  result.filename = path;
-  auto dev = FileDevice::Open(path);
-  if (!dev) {
-    result.failure = dev.error().message;
-    return result;
-  }
-  Probe probe = ProbeFormat(**dev);
+  result.filename = name;
+  Probe probe = ProbeFormat(dev);
   result.format = probe.name;
   if (probe.format != Format::kQcow2) {
     result.format_has_checks = false;
-    result.failure.reset();
     return result;
   }
-  auto header = ReadHeader(**dev);
+  auto header = ReadHeader(dev);
   if (!header) {
     result.failure = header.error().message;
     return result;
   }
   result.cluster_size = header->cluster_size();
-  Sink sink(result, path);
-  Context ctx(**dev, *header, result, sink, opts);
+  Sink sink(result, name);
+  Context ctx(dev, *header, result, sink, opts);
   if (!Pass0Header(ctx)) return result;
   uint64_t cs = header->cluster_size();
   result.total_clusters = header->size / cs + (header->size % cs != 0);
@@ -40,6 +31,17 @@ CheckResult CheckImage(const std::string& path, const CheckOptions& opts) {
   if (!ctx.stopped()) Pass2L2Tables(ctx);
   if (!ctx.stopped()) Pass3Refcounts(ctx);
   return result;
+}
+
+CheckResult CheckImage(const std::string& path, const CheckOptions& opts) {
+  auto dev = FileDevice::Open(path);
+  if (!dev) {
+    CheckResult result;
+    result.filename = path;
+    result.failure = dev.error().message;
+    return result;
+  }
+  return CheckDevice(**dev, path, opts);
 }
 
 }  // namespace imgcheck::fsck

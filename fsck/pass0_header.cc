@@ -17,7 +17,8 @@ bool Pass0Header(Context& ctx) {
   for (const HeaderIssue& i : h.issues) {
     switch (i.kind) {
       case Kind::kUnsupported:
-        // Operational: we cannot read the image at all (exit 1, one line on stderr).
+        // We cannot read the image at all: exit 1, one line on stderr, and the finding.
+        ctx.sink.Report(P::kHeaderUnknownIncompatible, Fields{.offset = 72, .detail = i.message});
         ctx.result.failure = i.message;
         return false;
       case Kind::kInvalidField:

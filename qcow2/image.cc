@@ -10,7 +10,10 @@ Probe ProbeFormat(const Device& dev) {
   auto magic = [&](const char* m, size_t off = 0) {
     return std::memcmp(buf + off, m, std::strlen(m)) == 0;
   };
-  if (dev.Size() >= 4 && magic("QFI\xfb")) return {Format::kQcow2, "qcow2"};
+  // As QEMU's qcow2_probe: the magic and a version of at least 2 (a bare magic probes as raw).
+  if (magic("QFI\xfb") && boost::endian::load_big_u32(buf + 4) >= 2) {
+    return {Format::kQcow2, "qcow2"};
+  }
   if (magic("KDMV") || magic("# Disk DescriptorFile")) return {Format::kOther, "vmdk"};
   if (magic("<<< ")) return {Format::kOther, "vdi"};
   if (magic("vhdxfile")) return {Format::kOther, "vhdx"};
