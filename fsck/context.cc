@@ -105,6 +105,22 @@ void Context::Reference(uint64_t offset, uint64_t size, const Owner& owner, uint
   }
 }
 
+void Context::RecordCopied(uint64_t offset, bool copied) {
+  uint64_t c = offset >> cluster_bits;
+  if (c < domain_end) {  // the compare pass reads its refcount anyway
+    refs.Flag(c, copied ? RefMap::kCopiedSet : RefMap::kCopiedClear);
+    return;
+  }
+  // Past the end of the file: look the refcount up now (QEMU reads 0 there, usually).
+  if (auto r = OnDiskRefcount(c); r && (*r == 1) != copied) {
+    auto it = meta.find(c);
+    bool l2 = it != meta.end() && it->second.kind == Owner::kL2;
+    sink.Report(l2 ? P::kL1CopiedMismatch : P::kL2CopiedMismatch,
+                Fields{.offset = offset, .cluster = c, .value = *r,
+                       .detail = copied ? "set" : "clear"});
+  }
+}
+
 std::optional<uint64_t> Context::OnDiskRefcount(uint64_t cluster) {
   uint64_t per_block = h.refblock_entries();
   uint64_t rt = cluster / per_block;
@@ -113,8 +129,9 @@ std::optional<uint64_t> Context::OnDiskRefcount(uint64_t cluster) {
   if (off == 0) return 0;
   if (off % cs) return std::nullopt;
   if (rt != cached_rt_index_) {
-    cached_block_.assign(cs, 0);
-    if (off < file_size && !dev.Read(off, cached_block_)) return std::nullopt;
+    auto block = ReadMetadata(off, cs, "a refcount block");  // budgeted: no thrashing
+    if (!block) return std::nullopt;
+    cached_block_ = std::move(*block);
     cached_rt_index_ = rt;
   }
   return RefcountAt(cached_block_, h.refcount_order, cluster % per_block);

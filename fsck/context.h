@@ -54,6 +54,10 @@ class Context {
   void Stop(const std::string& why);  // reports metadata.limit and stops reading
   void Halt() { stopped_ = true; }     // stops reading; the finding was already reported
 
+  // An active L1 or L2 entry with COPIED set or clear points at host `offset`: pass 3 checks the
+  // flag against the on-disk refcount (== 1).
+  void RecordCopied(uint64_t offset, bool copied);
+
   // The on-disk refcount of one cluster, as qcow2_get_refcount reads it; nullopt when the
   // refcount block pointer is unusable.
   std::optional<uint64_t> OnDiskRefcount(uint64_t cluster);
@@ -72,7 +76,6 @@ class Context {
   std::unordered_map<uint64_t, Owner> meta;  // metadata cluster -> its owner
   std::map<uint64_t, L2Use> l2_uses;          // L2 table offset -> uses, sorted for reading
   std::vector<uint64_t> reftable;             // raw refcount table entries
-  std::vector<uint64_t> active_l1;            // raw active L1 entries, for the COPIED check
 
  private:
   uint64_t budget_;

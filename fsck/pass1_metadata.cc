@@ -31,10 +31,8 @@ void ReadL1(Context& ctx, uint64_t offset, uint32_t size, const Owner& owner, ui
   if (!table) return;
   bool active = owner.kind == Owner::kActiveL1;
   std::string who = active ? "active" : fmt::format("snapshot {}", owner.index);
-  if (active) ctx.active_l1.resize(size);
   for (uint32_t i = 0; i < size; ++i) {
     uint64_t e = TableU64(*table, i);
-    if (active) ctx.active_l1[i] = e;
     if (e == 0) continue;
     if (e & kL1ReservedMask) {
       ctx.sink.Report(P::kL1EntryReservedBits,
@@ -49,7 +47,10 @@ void ReadL1(Context& ctx, uint64_t offset, uint32_t size, const Owner& owner, ui
     }
     L2Use& u = ctx.l2_uses[l2];
     u.total += uses;
-    if (active) u.active += 1;
+    if (active) {
+      u.active += 1;
+      ctx.RecordCopied(l2, e & kL1Copied);
+    }
   }
 }
 

@@ -96,17 +96,7 @@ void WalkTable(Context& ctx, uint64_t l2_offset, ByteView table, const L2Use& us
           break;
         }
         ctx.Reference(off, ctx.cs, Owner{Owner::kData}, use.total);
-        if (use.active) {
-          uint64_t c = off >> ctx.cluster_bits;
-          bool copied = e & kL2Copied;
-          if (c < ctx.domain_end) {
-            ctx.refs.Flag(c, copied ? RefMap::kCopiedSet : RefMap::kCopiedClear);
-          } else if (auto r = ctx.OnDiskRefcount(c); r && (*r == 1) != copied) {
-            ctx.sink.Report(P::kL2CopiedMismatch,
-                            Fields{.offset = l2_offset + i * eb, .cluster = c, .value = *r,
-                                   .detail = copied ? "set" : "clear"});
-          }
-        }
+        if (use.active) ctx.RecordCopied(off, e & kL2Copied);
         break;
       }
       case ClusterType::kZeroPlain:

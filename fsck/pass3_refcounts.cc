@@ -117,7 +117,9 @@ void CompareRefcounts(Context& ctx, uint64_t& highest) {
         if (disk != counted) runs.Add(c, disk, counted);
         bool copied_set = byte & RefMap::kCopiedSet, copied_clear = byte & RefMap::kCopiedClear;
         if ((copied_set && disk != 1) || (copied_clear && disk == 1)) {
-          ctx.sink.Report(P::kL2CopiedMismatch,
+          auto it = ctx.meta.find(c);  // an L2 table: the flag is in the L1 entry
+          bool l2 = it != ctx.meta.end() && it->second.kind == Owner::kL2;
+          ctx.sink.Report(l2 ? P::kL1CopiedMismatch : P::kL2CopiedMismatch,
                           Fields{.offset = c << ctx.cluster_bits, .cluster = c, .value = disk,
                                  .detail = copied_set ? "set" : "clear"});
         }
@@ -127,29 +129,12 @@ void CompareRefcounts(Context& ctx, uint64_t& highest) {
   runs.Flush();
 }
 
-void CheckL1Copied(Context& ctx) {
-  for (uint64_t i = 0; i < ctx.active_l1.size(); ++i) {
-    uint64_t e = ctx.active_l1[i];
-    uint64_t off = e & kL1OffsetMask;
-    if (!off) continue;
-    auto r = ctx.OnDiskRefcount(off >> ctx.cluster_bits);
-    if (!r) continue;  // reported by the compare pass
-    bool copied = e & kL1Copied;
-    if ((*r == 1) != copied) {
-      ctx.sink.Report(P::kL1CopiedMismatch, Fields{.offset = off, .cluster = off >> ctx.cluster_bits,
-                                                   .index = i, .value = *r,
-                                                   .detail = copied ? "set" : "clear"});
-    }
-  }
-}
-
 }  // namespace
 
 void Pass3Refcounts(Context& ctx) {
   CheckRefblocks(ctx);
   uint64_t highest = 0;
   CompareRefcounts(ctx, highest);
-  CheckL1Copied(ctx);
   ctx.result.image_end_offset = (highest + 1) * ctx.cs;
   if (ctx.file_size > ctx.result.image_end_offset) {
     ctx.sink.Report(P::kImageDataAfterEnd,

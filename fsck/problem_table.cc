@@ -61,8 +61,8 @@ constexpr std::array kTable = {
                "cluster aligned",
                "none: needs --allow-data-loss"},
     ProblemDef{P::kL1CopiedMismatch, "l1.copied-mismatch", S::kError, false,
-               "active L1 entry {index}: COPIED flag is {detail} but the L2 table at 0x{offset:x} "
-               "has refcount {value}",
+               "an active L1 entry has the COPIED flag {detail} but its L2 table at 0x{offset:x} "
+               "(cluster {cluster}) has refcount {value}",
                "set the COPIED flag to (refcount == 1)"},
     ProblemDef{P::kL2EntryReservedBits, "l2.entry.reserved-bits", S::kError, false,
                "{count} entries of the L2 table at 0x{offset:x} have reserved bits set (first: "
@@ -77,8 +77,8 @@ constexpr std::array kTable = {
                "is not cluster aligned{detail}",
                "make the entry a plain zero cluster (guest data unchanged)"},
     ProblemDef{P::kL2CopiedMismatch, "l2.copied-mismatch", S::kError, false,
-               "{count} active L2 entries have a COPIED flag that disagrees with the refcount of "
-               "their data cluster (first: cluster {cluster}, refcount {value}, COPIED {detail})",
+               "an active L2 entry has the COPIED flag {detail} but its data cluster {cluster} "
+               "(offset 0x{offset:x}) has refcount {value}",
                "set the COPIED flag to (refcount == 1)"},
     ProblemDef{P::kL2CompressedCopied, "l2.compressed.copied", S::kError, false,
                "L2 table at 0x{offset:x} entry {index}: compressed cluster has the COPIED flag",
