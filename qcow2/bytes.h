@@ -18,7 +18,9 @@ using ByteView = std::span<const uint8_t>;
 // reads a whole record and then checks ok() once.
 class Cursor {
  public:
-  explicit Cursor(ByteView bytes, size_t pos = 0) : bytes_(bytes), pos_(pos) {}
+  // A start past the end is a cursor that has already failed.
+  explicit Cursor(ByteView bytes, size_t pos = 0)
+      : bytes_(bytes), pos_(pos), ok_(pos <= bytes.size()) {}
 
   uint8_t U8() { return Take(1) ? bytes_[pos_ - 1] : 0; }
   uint16_t U16() { return Take(2) ? boost::endian::load_big_u16(&bytes_[pos_ - 2]) : 0; }
@@ -47,7 +49,7 @@ class Cursor {
 
   ByteView bytes_;
   size_t pos_;
-  bool ok_ = true;
+  bool ok_;
 };
 
 // Entry i of a table of big-endian u64; the caller guarantees (i + 1) * 8 <= bytes.size(),

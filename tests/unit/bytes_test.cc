@@ -35,6 +35,15 @@ TEST(Cursor, HugeLengthDoesNotWrap) {
   EXPECT_FALSE(c.ok());
 }
 
+TEST(Cursor, StartPastTheEndHasFailed) {
+  // Found by fuzz_snapshot_table: padding moved the next entry's start past the buffer.
+  std::vector<uint8_t> b(5);
+  Cursor c(b, 8);
+  EXPECT_FALSE(c.ok());
+  EXPECT_EQ(c.U8(), 0u);
+  EXPECT_EQ(c.remaining(), 0u);
+}
+
 TEST(Checked, DetectsOverflow) {
   EXPECT_FALSE(CheckedAdd(UINT64_MAX, 1));
   EXPECT_EQ(CheckedAdd(1, 2), 3u);
