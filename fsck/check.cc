@@ -21,10 +21,10 @@ CheckResult CheckDevice(const Device& dev, const std::string& name, const CheckO
     result.failure = header.error().message;
     return result;
   }
-  result.cluster_size = header->cluster_size();
   Sink sink(result, name);
+  if (!Pass0Header(*header, result, sink)) return result;
+  result.cluster_size = header->cluster_size();
   Context ctx(dev, *header, result, sink, opts);
-  if (!Pass0Header(ctx)) return result;
   uint64_t cs = header->cluster_size();
   result.total_clusters = header->size / cs + (header->size % cs != 0);
   Pass1Metadata(ctx);

@@ -85,7 +85,9 @@ class Context {
 };
 
 // The passes, in order. Each reports to ctx.sink and keeps going after a finding.
-bool Pass0Header(Context& ctx);       // header fields, feature bits, extensions
+// Header fields, feature bits, extensions. Runs before a Context exists: nothing may derive sizes
+// from a header it rejects (false).
+bool Pass0Header(const qcow2::Header& h, CheckResult& result, Sink& sink);
 void Pass1Metadata(Context& ctx);     // L1 tables, snapshots, refcount table, bitmaps, crypto
 void Pass2L2Tables(Context& ctx);     // every distinct L2 table once, with its multiplicity
 void Pass3Refcounts(Context& ctx);    // compare with the on-disk refcounts; COPIED; end offset

@@ -11,64 +11,63 @@ namespace imgcheck::fsck {
 using namespace qcow2;
 using Kind = HeaderIssue::Kind;
 
-bool Pass0Header(Context& ctx) {
-  const Header& h = ctx.h;
+bool Pass0Header(const Header& h, CheckResult& result, Sink& sink) {
   bool can_continue = true;
   for (const HeaderIssue& i : h.issues) {
     switch (i.kind) {
       case Kind::kUnsupported:
         // We cannot read the image at all: exit 1, one line on stderr, and the finding.
-        ctx.sink.Report(P::kHeaderUnknownIncompatible, Fields{.offset = 72, .detail = i.message});
-        ctx.result.failure = i.message;
+        sink.Report(P::kHeaderUnknownIncompatible, Fields{.offset = 72, .detail = i.message});
+        result.failure = i.message;
         return false;
       case Kind::kInvalidField:
-        ctx.sink.Report(P::kHeaderInvalidField, Fields{.detail = i.message});
+        sink.Report(P::kHeaderInvalidField, Fields{.detail = i.message});
         can_continue = false;
         break;
       case Kind::kExtensionInvalid:
-        ctx.sink.Report(P::kHeaderExtensionInvalid, Fields{.detail = i.message});
+        sink.Report(P::kHeaderExtensionInvalid, Fields{.detail = i.message});
         can_continue = false;
         break;
       case Kind::kExtensionUnknown:
-        ctx.sink.Report(P::kHeaderExtensionUnknown, Fields{.detail = i.message});
+        sink.Report(P::kHeaderExtensionUnknown, Fields{.detail = i.message});
         break;
       case Kind::kExtensionDuplicate:
-        ctx.sink.Report(P::kHeaderExtensionDuplicate, Fields{.detail = i.message});
+        sink.Report(P::kHeaderExtensionDuplicate, Fields{.detail = i.message});
         break;
       case Kind::kBitmapsIgnored:
-        ctx.sink.Report(P::kHeaderBitmapsAutoclearClear, Fields{.detail = i.message});
+        sink.Report(P::kHeaderBitmapsAutoclearClear, Fields{.detail = i.message});
         break;
       case Kind::kBitmapsBitWithoutExt:
-        ctx.sink.Report(P::kHeaderBitmapsBitWithoutExt, Fields{.detail = i.message});
+        sink.Report(P::kHeaderBitmapsBitWithoutExt, Fields{.detail = i.message});
         break;
       case Kind::kOddField:
-        ctx.sink.Report(P::kHeaderOddField, Fields{.detail = i.message});
+        sink.Report(P::kHeaderOddField, Fields{.detail = i.message});
         break;
     }
   }
   if (h.incompatible_features & kIncompatCorrupt) {
-    ctx.sink.Report(P::kHeaderCorruptBit, Fields{.offset = 72});
+    sink.Report(P::kHeaderCorruptBit, Fields{.offset = 72});
   }
   if (h.incompatible_features & kIncompatDirty) {
     bool lazy = h.compatible_features & kCompatLazyRefcounts;
-    ctx.sink.Report(P::kHeaderDirtyBit,
+    sink.Report(P::kHeaderDirtyBit,
                     Fields{.offset = 72, .detail = lazy ? " (lazy refcounts: the image was not "
                                                           "closed cleanly)"
                                                         : " without lazy refcounts enabled"});
   }
   for (uint8_t bit = 0; bit < 64; ++bit) {
     if ((h.compatible_features & ~kCompatKnown) & (1ull << bit)) {
-      ctx.sink.Report(P::kHeaderUnknownCompatible,
+      sink.Report(P::kHeaderUnknownCompatible,
                       Fields{.offset = 80, .index = bit, .name = h.FeatureBitName(1, bit)});
     }
     if ((h.autoclear_features & ~kAutoclearKnown) & (1ull << bit)) {
-      ctx.sink.Report(P::kHeaderUnknownAutoclear,
+      sink.Report(P::kHeaderUnknownAutoclear,
                       Fields{.offset = 88, .index = bit, .name = h.FeatureBitName(2, bit)});
     }
   }
-  if (h.crypt_method == kCryptAes) ctx.sink.Report(P::kHeaderLegacyEncryption, Fields{});
+  if (h.crypt_method == kCryptAes) sink.Report(P::kHeaderLegacyEncryption, Fields{});
   if (h.data_file && !h.has_data_file()) {
-    ctx.sink.Report(P::kHeaderDataFileNameWithoutBit, Fields{.name = *h.data_file});
+    sink.Report(P::kHeaderDataFileNameWithoutBit, Fields{.name = *h.data_file});
   }
   return can_continue;
 }

@@ -6,6 +6,7 @@
 
 #include "fsck/context.h"
 #include "qcow2/bytes.h"
+#include "qcow2/compress.h"
 #include "qcow2/entries.h"
 #include "qcow2/layout.h"
 
@@ -20,6 +21,18 @@ constexpr uint64_t kMaxRunBytes = 4ull << 20;  // one read covers at most this m
 struct TableStats {
   uint64_t allocated = 0, fragmented = 0, compressed = 0;
 };
+
+// --deep: the compressed payload must inflate to a whole cluster (qemu-img check never looks).
+void VerifyData(Context& ctx, const CompressedRange& r) {
+  if (r.offset >= ctx.file_size || r.length > 2 * ctx.cs) return;  // reported elsewhere
+  std::vector<uint8_t> stored(r.length);
+  if (!ctx.dev.Read(r.offset, stored)) return;
+  if (auto why = VerifyCompressed(stored, ctx.h.compression_type, ctx.cs)) {
+    ctx.sink.Report(P::kL2CompressedBadData, Fields{.offset = r.offset,
+                                                     .cluster = r.offset >> ctx.cluster_bits,
+                                                     .value = r.length, .detail = *why});
+  }
+}
 
 void WalkTable(Context& ctx, uint64_t l2_offset, ByteView table, const L2Use& use) {
   const Header& h = ctx.h;
@@ -61,6 +74,7 @@ void WalkTable(Context& ctx, uint64_t l2_offset, ByteView table, const L2Use& us
         }
         CompressedRange r = ParseCompressed(e, h.cluster_bits);
         ctx.Reference(r.offset, r.length, Owner{Owner::kCompressed}, use.total);
+        if (ctx.opts.deep) VerifyData(ctx, r);
         st.allocated++;
         st.compressed++;
         st.fragmented++;

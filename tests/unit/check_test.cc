@@ -84,3 +84,36 @@ TEST(Check, RawImageHasNoChecks) {
 
 }  // namespace
 }  // namespace imgcheck::fsck
+
+namespace imgcheck::fsck {
+namespace {
+
+// --deep decompresses every compressed cluster: a damaged payload is invisible to qemu-img check
+// (and to a plain check) but reported here, for both compression types.
+class DeepTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(DeepTest, DamagedCompressedPayloadIsFoundOnlyWithDeep) {
+  TempDir dir;
+  std::string src = dir.File("src.qcow2"), img = dir.File("c.qcow2");
+  ASSERT_EQ(testing::Run("qemu-img create -f qcow2 " + src + " 8M"), 0);
+  ASSERT_EQ(testing::Run("qemu-io -c 'write -P 0x41 0 1M' " + src), 0);
+  ASSERT_EQ(testing::Run(std::string("qemu-img convert -c -O qcow2 -o compression_type=") +
+                         GetParam() + " " + src + " " + img),
+            0);
+  EXPECT_EQ(CheckImage(img, {.deep = true}).ExitCode(), 0);
+  uint64_t l1 = testing::ReadU64(img, 40);
+  uint64_t l2 = testing::ReadU64(img, l1) & 0x00fffffffffffe00ull;
+  uint64_t e = testing::ReadU64(img, l2);
+  uint64_t payload = e & ((1ull << 54) - 1);  // 64 KiB clusters: offset in bits 0..53
+  testing::WriteU64(img, payload, 0xffffffffffffffffull);
+  testing::WriteU64(img, payload + 8, 0xffffffffffffffffull);
+  EXPECT_EQ(CheckImage(img, {}).ExitCode(), 0);
+  CheckResult deep = CheckImage(img, {.deep = true});
+  EXPECT_EQ(deep.ExitCode(), 2);
+  EXPECT_TRUE(Has(deep, "l2.compressed.bad-data"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Codecs, DeepTest, ::testing::Values("zlib", "zstd"));
+
+}  // namespace
+}  // namespace imgcheck::fsck
