@@ -130,8 +130,9 @@ Layout Locate(const std::string& img) {
   return l;
 }
 
-// Sets the on-disk refcount of the cluster at host offset `off`.
-void SetRefcount(const std::string& img, const qcow2::Header& h, uint64_t off, uint64_t value) {
+// Replaces the on-disk refcount of the cluster at host offset `off` with change(old).
+template <class F>
+void ChangeRefcount(const std::string& img, const qcow2::Header& h, uint64_t off, F change) {
   uint64_t c = off >> h.cluster_bits;
   uint64_t block = testing::ReadU64(img, h.refcount_table_offset + c / h.refblock_entries() * 8) &
                    qcow2::kReftOffsetMask;
@@ -139,6 +140,8 @@ void SetRefcount(const std::string& img, const qcow2::Header& h, uint64_t off, u
   uint64_t idx = c % h.refblock_entries();
   uint32_t bits = h.refcount_bits();
   auto bytes = testing::ReadFile(img);
+  uint64_t value = change(qcow2::RefcountAt(qcow2::ByteView(bytes).subspan(block, 1u << h.cluster_bits),
+                                            h.refcount_order, idx));
   if (bits < 8) {
     uint64_t bit = idx * bits;
     uint8_t& b = bytes[block + bit / 8];
@@ -172,8 +175,13 @@ RC_GTEST_PROP(CheckProps, OneCorruptionIsReportedNeverACrash, ()) {
   int kind = *rc::gen::element(0, 1, 2, 3, 4, 5, 6);  // uniform (inRange is size-biased)
   RC_TAG(kind);
   switch (kind) {
-    case 0: SetRefcount(img, l.h, cluster, 0); break;                  // too low
-    case 1: SetRefcount(img, l.h, cluster, 3); break;                  // leak (+COPIED)
+    case 0: ChangeRefcount(img, l.h, cluster, [](uint64_t) { return 0; }); break;  // too low
+    case 1:  // one more than the references: a leak (and a COPIED mismatch at 1 -> 2)
+      ChangeRefcount(img, l.h, cluster, [&](uint64_t old) {
+        RC_PRE(old < l.h.refcount_max());
+        return old + 1;
+      });
+      break;
     case 2: testing::WriteU64(img, entry_at, entry | (1ull << 57)); break;  // reserved bit
     case 3: testing::WriteU64(img, entry_at, entry ^ qcow2::kL2Copied); break;
     case 4: testing::WriteU64(img, entry_at, entry + 512); break;      // misaligned
@@ -185,6 +193,9 @@ RC_GTEST_PROP(CheckProps, OneCorruptionIsReportedNeverACrash, ()) {
     case 6: testing::WriteU64(img, 72, l.h.incompatible_features | (1ull << 9)); break;
   }
   fsck::CheckResult res = fsck::CheckImage(img, {});
+  RC_LOG() << fmt::format("kind {} entry 0x{:x} at 0x{:x} cluster 0x{:x}\n", kind, entry, entry_at,
+                          cluster);
+  for (const auto& f : res.findings) RC_LOG() << f.slug << ": " << f.message << "\n";
   RC_ASSERT(res.ExitCode() != 0);
   RC_ASSERT(res.ExitCode() != 63);
 }
