@@ -1,6 +1,8 @@
 // imgcheck: the command line. `imgcheck IMAGE...` means `imgcheck check IMAGE...`.
 // Exit codes follow qemu-img check: 0 clean, 1 check incomplete, 2 errors, 3 leaks only,
 // 63 format without checks; with several images, the worst of them.
+#include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,7 +14,7 @@
 #include <fmt/format.h>
 
 #include "cli/report.h"
-#include "fsck/check.h"
+#include "fsck/chain.h"
 
 namespace {
 
@@ -29,14 +31,43 @@ int Rank(int code) {
   }
 }
 
+// Limits for untrusted input: a wall-clock alarm (one line, exit 1) and an address-space cap.
+unsigned g_timeout = 0;
+
+void OnAlarm(int) {
+  char msg[128];
+  int n = snprintf(msg, sizeof msg, "imgcheck: time limit of %u s reached; stopped\n", g_timeout);
+  if (n > 0) (void)!write(STDERR_FILENO, msg, static_cast<size_t>(n));
+  _exit(1);
+}
+
+void ApplyLimits(unsigned timeout, bool untrusted) {
+  if (timeout) {
+    g_timeout = timeout;
+    signal(SIGALRM, OnAlarm);
+    alarm(timeout);
+  }
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__has_feature)
+  constexpr bool kAsan = false;
+#elif defined(__SANITIZE_ADDRESS__)
+  constexpr bool kAsan = true;
+#else
+  constexpr bool kAsan = __has_feature(address_sanitizer);
+#endif
+  if (untrusted && !kAsan) {  // ASan reserves terabytes of address space
+    struct rlimit lim {4ull << 30, 4ull << 30};
+    setrlimit(RLIMIT_AS, &lim);
+  }
+}
+
 int RunCheck(const std::vector<std::string>& images, const std::string& output, bool quiet,
-             bool verbose, const fsck::CheckOptions& opts) {
+             bool verbose, const fsck::CheckOptions& opts, const fsck::ChainOptions& chain) {
   int worst = 0;
   cli::TextOptions text{.color = isatty(STDOUT_FILENO) && !std::getenv("NO_COLOR"),
                         .quiet = quiet,
                         .verbose = verbose};
   for (const std::string& path : images) {
-    fsck::CheckResult r = fsck::CheckImage(path, opts);
+    fsck::CheckResult r = fsck::CheckChain(path, opts, chain);
     int code = r.ExitCode();
     if (r.failure) fmt::print(stderr, "imgcheck: {}: {}\n", path, *r.failure);
     if (output == "json") {
@@ -75,6 +106,15 @@ int main(int argc, char** argv) {
   check->add_flag("-v,--verbose", verbose, "print informational findings too");
   check->add_flag("--no-guest", no_guest, "skip the guest (filesystem and boot) checks");
   check->add_flag("--deep", opts.deep, "also decompress every compressed cluster");
+  fsck::ChainOptions chain;
+  unsigned timeout = 0;
+  check->add_flag("--untrusted", chain.untrusted,
+                  "image from outside: open nothing but the named file (no backing or data "
+                  "file), limit time and memory");
+  check->add_option("--max-chain-depth", chain.max_depth, "most images in a backing chain")
+      ->check(CLI::Range(1u, 100000u));
+  check->add_option("--timeout", timeout, "stop after this many seconds (default 60 with "
+                                          "--untrusted, else none)");
 
   std::vector<const char*> cargs;
   for (auto& a : args) cargs.push_back(a.c_str());
@@ -84,6 +124,10 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 1;
   }
-  if (check->parsed()) return RunCheck(images, output, quiet, verbose, opts);
+  if (check->parsed()) {
+    if (chain.untrusted && !timeout) timeout = 60;
+    ApplyLimits(timeout, chain.untrusted);
+    return RunCheck(images, output, quiet, verbose, opts, chain);
+  }
   return 1;
 }

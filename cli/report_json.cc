@@ -34,6 +34,24 @@ nlohmann::ordered_json ToJson(const fsck::CheckResult& r) {
     findings.push_back(std::move(o));
   }
   j["findings"] = std::move(findings);
+  if (!r.chain.empty()) {
+    nlohmann::ordered_json chain = nlohmann::ordered_json::array();
+    for (const fsck::ChainLink& l : r.chain) {
+      nlohmann::ordered_json o;
+      o["filename"] = l.filename;
+      o["format"] = l.format;
+      o["depth"] = l.depth;
+      o["virtual-size"] = l.virtual_size;
+      o["file-size"] = l.file_size;
+      if (l.backing_filename) o["backing-filename"] = *l.backing_filename;
+      if (l.backing_format) o["backing-format"] = *l.backing_format;
+      o["check-errors"] = l.check_errors;
+      o["corruptions"] = l.corruptions;
+      o["leaks"] = l.leaks;
+      chain.push_back(std::move(o));
+    }
+    j["chain"] = std::move(chain);
+  }
   if (r.findings_suppressed) j["findings-suppressed"] = r.findings_suppressed;
   return j;
 }

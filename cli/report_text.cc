@@ -53,6 +53,16 @@ void PrintText(std::FILE* out, const fsck::CheckResult& r, const TextOptions& o)
                Percent(r.fragmented_clusters, r.allocated_clusters),
                Percent(r.compressed_clusters, r.allocated_clusters), r.image_end_offset);
   }
+  if (r.chain.size() > 1) {
+    fmt::print(out, "  backing chain ({} images):\n", r.chain.size());
+    for (const fsck::ChainLink& l : r.chain) {
+      fmt::print(out, "    {}{} ({}, {} bytes virtual){}\n", std::string(2 * l.depth, ' '),
+                 l.filename, l.format, l.virtual_size,
+                 l.corruptions || l.leaks || l.check_errors
+                     ? fmt::format(": {} error(s), {} leak(s)", l.corruptions, l.leaks)
+                     : "");
+    }
+  }
   struct Group {
     Severity sev;
     const char* title;
@@ -70,7 +80,8 @@ void PrintText(std::FILE* out, const fsck::CheckResult& r, const TextOptions& o)
     fmt::print(out, "  {} ({}):\n", Styled(o, fmt::fg(g.color), g.title), n);
     for (const auto& f : r.findings) {
       if (f.severity != g.sev) continue;
-      fmt::print(out, "    {} {}\n", Styled(o, fmt::emphasis::faint, "[" + f.slug + "]"),
+      std::string where = f.image == r.filename ? "" : "in " + f.image + ": ";
+      fmt::print(out, "    {} {}{}\n", Styled(o, fmt::emphasis::faint, "[" + f.slug + "]"), where,
                  f.message);
     }
   }

@@ -4,6 +4,8 @@
 // COPIED flags of active entries are recorded in the reference map for pass 3.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "fsck/context.h"
 #include "qcow2/bytes.h"
 #include "qcow2/compress.h"
@@ -100,6 +102,7 @@ void WalkTable(Context& ctx, uint64_t l2_offset, ByteView table, const L2Use& us
         if (next_contiguous && off != next_contiguous) st.fragmented++;
         next_contiguous = off + ctx.cs;
         if (data_file) {
+          ctx.result.data_file_end = std::max(ctx.result.data_file_end, off + ctx.cs);
           // Data clusters live in the data file and are not refcounted; COPIED must be set.
           if (use.active && !(e & kL2Copied)) {
             ctx.sink.Report(P::kL2CopiedMismatch,

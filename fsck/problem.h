@@ -77,6 +77,28 @@ enum class P : uint16_t {
   kBitmapTableEntryInvalid = 6003,
   kBitmapEntryInvalid = 6004,
   kBitmapNameDuplicate = 6005,
+  // backing chain and external data file (7xxx)
+  kChainBackingMissing = 7001,
+  kChainBackingUnreadable = 7002,
+  kChainLoop = 7003,
+  kChainTooDeep = 7004,
+  kChainFormatMismatch = 7005,
+  kChainNoBackingFormat = 7006,
+  kChainBackingProtocol = 7007,
+  kChainBackingNotImage = 7008,
+  kChainBackingLarger = 7009,
+  kChainBackingUnchecked = 7010,
+  kChainBackingCheckFailed = 7011,
+  kDataFileMissing = 7101,
+  kDataFileUnreadable = 7102,
+  kDataFileShort = 7103,
+  kDataFileNotImage = 7104,
+  kDataFileProtocol = 7105,
+  // untrusted input and the host (8xxx)
+  kUntrustedBackingFile = 8001,
+  kUntrustedDataFile = 8002,
+  kImageInUse = 8101,
+  kHostSpaceShort = 8102,
 };
 
 // Named fields a message template may use: {offset} {cluster} {count} {index} {value}

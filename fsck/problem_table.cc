@@ -194,6 +194,72 @@ constexpr std::array kTable = {
                "bitmap '{name}': {detail}", "none"},
     ProblemDef{P::kBitmapNameDuplicate, "bitmap.name-duplicate", S::kError, false,
                "two bitmaps are named '{name}'", "none"},
+
+    ProblemDef{P::kChainBackingMissing, "chain.backing-missing", S::kError, false,
+               "backing file '{name}' not found: tried {other} ({detail}): {owner}",
+               "restore the base image, or point the overlay at it with "
+               "imgcheck repair --rebase-backing NEWPATH"},
+    ProblemDef{P::kChainBackingUnreadable, "chain.backing-unreadable", S::kError, false,
+               "backing file '{name}' cannot be opened: tried {other} ({detail}): {owner}",
+               "fix the permissions of the file and of every directory on its path"},
+    ProblemDef{P::kChainLoop, "chain.loop", S::kError, false,
+               "the backing chain loops back to {other}: {detail}",
+               "rebase one image of the loop onto the real base"},
+    ProblemDef{P::kChainTooDeep, "chain.too-deep", S::kError, false,
+               "the backing chain is deeper than {value} images; the check stopped at '{name}'",
+               "commit or stream the chain into fewer images (qemu-img commit / rebase)"},
+    ProblemDef{P::kChainFormatMismatch, "chain.format-mismatch", S::kError, false,
+               "backing file '{name}' is recorded as {other} but is {owner}{detail}",
+               "record the real format: qemu-img rebase -u -b NAME -F FORMAT"},
+    ProblemDef{P::kChainNoBackingFormat, "chain.no-backing-format", S::kWarning, false,
+               "backing file '{name}' has no recorded format: QEMU would probe it ({other} "
+               "here), which a guest can subvert",
+               "record the format: qemu-img rebase -u -b NAME -F {other}"},
+    ProblemDef{P::kChainBackingProtocol, "chain.backing-protocol", S::kError, false,
+               "backing file name '{name}' uses the {other} protocol: not opened (it can reach "
+               "host files or the network)",
+               "rebase onto a plain image path"},
+    ProblemDef{P::kChainBackingNotImage, "chain.backing-not-image", S::kError, false,
+               "backing file {other} is not a disk image: {detail}",
+               "rebase onto the real base image"},
+    ProblemDef{P::kChainBackingLarger, "chain.backing-larger", S::kInfo, false,
+               "backing file '{name}' has virtual size {value}, larger than the overlay's "
+               "{expected}",
+               "none"},
+    ProblemDef{P::kChainBackingUnchecked, "chain.backing-unchecked", S::kInfo, false,
+               "backing file {other} is a {name} image: its format is not checked", "none"},
+    ProblemDef{P::kChainBackingCheckFailed, "chain.backing-check-failed", S::kError, true,
+               "backing file {other} could not be checked: {detail}", "none"},
+    ProblemDef{P::kDataFileMissing, "datafile.missing", S::kError, false,
+               "external data file '{name}' not found: tried {other} ({detail}): {owner}",
+               "restore the data file"},
+    ProblemDef{P::kDataFileUnreadable, "datafile.unreadable", S::kError, false,
+               "external data file '{name}' cannot be opened: tried {other} ({detail}): {owner}",
+               "fix the permissions of the file and its directories"},
+    ProblemDef{P::kDataFileShort, "datafile.short", S::kError, false,
+               "external data file {other} is {value} bytes but the image maps data up to "
+               "0x{expected:x}",
+               "none: the guest data past its end is lost"},
+    ProblemDef{P::kDataFileNotImage, "datafile.not-image", S::kError, false,
+               "external data file {other} is not disk data: {detail}", "none"},
+    ProblemDef{P::kDataFileProtocol, "datafile.protocol", S::kError, false,
+               "external data file name '{name}' uses the {other} protocol: not opened", "none"},
+
+    ProblemDef{P::kUntrustedBackingFile, "untrusted.backing-file", S::kError, false,
+               "untrusted image names a backing file '{name}': not opened",
+               "accept only self-contained images (qemu-img convert flattens a chain)"},
+    ProblemDef{P::kUntrustedDataFile, "untrusted.data-file", S::kError, false,
+               "untrusted image names an external data file '{name}': not opened "
+               "(CVE-2024-32498: it can expose host files)",
+               "accept only self-contained images"},
+    ProblemDef{P::kImageInUse, "image.in-use", S::kWarning, false,
+               "another process holds QEMU's locks on this image ({detail}): it is in use, and "
+               "a check of a live image can show false findings",
+               "check a copy, or stop the VM first"},
+    ProblemDef{P::kHostSpaceShort, "host.space-short", S::kWarning, false,
+               "the image can still grow by {value} bytes but its filesystem has only {expected} "
+               "bytes free: a full host disk pauses or crashes the VM",
+               "free space, or move the image"},
 };
 
 constexpr bool Sorted() {

@@ -23,6 +23,18 @@ struct Finding {
   uint64_t count = 1;
 };
 
+// One image of a backing chain, as checked (depth 0 is the image named on the command line).
+struct ChainLink {
+  std::string filename;
+  std::string format;
+  uint32_t depth = 0;
+  uint64_t virtual_size = 0;
+  uint64_t file_size = 0;
+  std::optional<std::string> backing_filename;
+  std::optional<std::string> backing_format;
+  uint64_t check_errors = 0, corruptions = 0, leaks = 0;  // this image's own
+};
+
 struct CheckResult {
   std::string filename;
   std::string format = "qcow2";
@@ -37,7 +49,9 @@ struct CheckResult {
   uint64_t fragmented_clusters = 0;
   uint64_t compressed_clusters = 0;
   uint64_t cluster_size = 0;
+  uint64_t data_file_end = 0;  // with an external data file: end of the highest mapped cluster
   std::vector<Finding> findings;
+  std::vector<ChainLink> chain;  // filled by CheckChain; counters above are then chain totals
   uint64_t findings_suppressed = 0;  // beyond the per-code cap, counted but not listed
 
   // qemu-img check's exit codes: 0 clean, 1 incomplete, 2 errors, 3 leaks only, 63 no checks.

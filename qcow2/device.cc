@@ -18,23 +18,26 @@ Result<std::vector<uint8_t>> Device::ReadVec(uint64_t offset, size_t length) con
 
 Result<std::unique_ptr<FileDevice>> FileDevice::Open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) return Fail(ErrorKind::kIo, "cannot open " + path + ": " + std::strerror(errno));
+  if (fd < 0) {
+    int e = errno;
+    return Fail(ErrorKind::kIo, "cannot open " + path + ": " + std::strerror(e), e);
+  }
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     int e = errno;
     ::close(fd);
-    return Fail(ErrorKind::kIo, "cannot stat " + path + ": " + std::strerror(e));
+    return Fail(ErrorKind::kIo, "cannot stat " + path + ": " + std::strerror(e), e);
   }
   if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
     ::close(fd);
-    return Fail(ErrorKind::kIo, path + ": not a regular file or block device");
+    return Fail(ErrorKind::kInvalid, path + ": not a regular file or block device");
   }
   uint64_t size = static_cast<uint64_t>(st.st_size);
   if (S_ISBLK(st.st_mode)) {
     off_t end = ::lseek(fd, 0, SEEK_END);
     size = end > 0 ? static_cast<uint64_t>(end) : 0;
   }
-  return std::unique_ptr<FileDevice>(new FileDevice(path, fd, size));
+  return std::unique_ptr<FileDevice>(new FileDevice(path, fd, size, st.st_dev, st.st_ino));
 }
 
 FileDevice::~FileDevice() { ::close(fd_); }

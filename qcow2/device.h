@@ -32,12 +32,18 @@ class FileDevice final : public Device {
   Result<void> Read(uint64_t offset, std::span<uint8_t> out) const override;
   const std::string& Name() const override { return path_; }
   int fd() const { return fd_; }
+  // Identity of the file, to recognise it under another name (backing loops).
+  uint64_t dev() const { return dev_; }
+  uint64_t ino() const { return ino_; }
 
  private:
-  FileDevice(std::string path, int fd, uint64_t size) : path_(std::move(path)), fd_(fd), size_(size) {}
+  FileDevice(std::string path, int fd, uint64_t size, uint64_t dev, uint64_t ino)
+      : path_(std::move(path)), fd_(fd), size_(size), dev_(dev), ino_(ino) {}
   std::string path_;
   int fd_;
   uint64_t size_;
+  uint64_t dev_;
+  uint64_t ino_;
 };
 
 class MemDevice final : public Device {

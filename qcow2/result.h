@@ -21,13 +21,14 @@ enum class ErrorKind {
 struct Error {
   ErrorKind kind;
   std::string message;
+  int sys_errno = 0;  // for kIo: the errno of the failed system call
 };
 
 template <class T>
 using Result = tl::expected<T, Error>;
 
-inline tl::unexpected<Error> Fail(ErrorKind kind, std::string message) {
-  return tl::unexpected<Error>(Error{kind, std::move(message)});
+inline tl::unexpected<Error> Fail(ErrorKind kind, std::string message, int sys_errno = 0) {
+  return tl::unexpected<Error>(Error{kind, std::move(message), sys_errno});
 }
 
 }  // namespace imgcheck
