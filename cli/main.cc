@@ -84,7 +84,7 @@ int RunCheck(const std::vector<std::string>& images, const std::string& output, 
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc);
-  static const char* kCommands[] = {"check", "-h", "--help", "--version"};
+  static const char* kCommands[] = {"check", "info", "-h", "--help", "--version"};
   if (args.size() > 1 && std::find(std::begin(kCommands), std::end(kCommands), args[1]) ==
                              std::end(kCommands)) {
     args.insert(args.begin() + 1, "check");  // `imgcheck IMAGE` means check
@@ -116,6 +116,14 @@ int main(int argc, char** argv) {
   check->add_option("--timeout", timeout, "stop after this many seconds (default 60 with "
                                           "--untrusted, else none)");
 
+  auto* info = app.add_subcommand("info", "show everything about an image and its chain");
+  std::string info_image, info_output = "human";
+  fsck::ChainOptions info_chain;
+  info->add_option("IMAGE", info_image, "image file")->required();
+  info->add_option("--output", info_output, "human (default) or json")
+      ->check(CLI::IsMember({"human", "json"}));
+  info->add_flag("--untrusted", info_chain.untrusted, "open nothing but the named file");
+
   std::vector<const char*> cargs;
   for (auto& a : args) cargs.push_back(a.c_str());
   try {
@@ -128,6 +136,17 @@ int main(int argc, char** argv) {
     if (chain.untrusted && !timeout) timeout = 60;
     ApplyLimits(timeout, chain.untrusted);
     return RunCheck(images, output, quiet, verbose, opts, chain);
+  }
+  if (info->parsed()) {
+    ApplyLimits(info_chain.untrusted ? 60 : 0, info_chain.untrusted);
+    fsck::ImageInfo i = fsck::CollectInfo(info_image, info_chain);
+    if (i.failure) fmt::print(stderr, "imgcheck: {}: {}\n", info_image, *i.failure);
+    if (info_output == "json") {
+      fmt::print("{}\n", cli::InfoToJson(i).dump(2));
+    } else {
+      cli::PrintInfoText(stdout, i);
+    }
+    return i.failure ? 1 : 0;
   }
   return 1;
 }

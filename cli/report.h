@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fsck/info.h"
 #include "fsck/report.h"
 
 namespace imgcheck::cli {
@@ -18,5 +19,8 @@ struct TextOptions {
 
 void PrintText(std::FILE* out, const fsck::CheckResult& r, const TextOptions& opts);
 nlohmann::ordered_json ToJson(const fsck::CheckResult& r);
+
+void PrintInfoText(std::FILE* out, const fsck::ImageInfo& info);
+nlohmann::ordered_json InfoToJson(const fsck::ImageInfo& info);
 
 }  // namespace imgcheck::cli

@@ -1,5 +1,6 @@
 #include "qcow2/image.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace imgcheck::qcow2 {
@@ -40,6 +41,25 @@ Result<Header> ReadHeader(const Device& dev) {
                  ? size_t{1} << cluster_bits
                  : probe->size();
   return ParseHeader(ByteView(*probe).first(n));
+}
+
+Result<SnapshotTable> ReadSnapshots(const Device& dev, const Header& h) {
+  if (h.nb_snapshots == 0) return SnapshotTable{};
+  if (h.nb_snapshots > kMaxSnapshots || h.snapshots_offset % h.cluster_size()) {
+    return Fail(ErrorKind::kInvalid, "the snapshot table header fields are invalid");
+  }
+  uint64_t max_entry = kSnapshotHeaderBytes + kMaxSnapshotExtraData + 2 * 65535 + 8;
+  uint64_t want = std::min<uint64_t>(kMaxSnapshotTableBytes, uint64_t{h.nb_snapshots} * max_entry);
+  auto bytes = dev.ReadVec(h.snapshots_offset, want);
+  if (!bytes) return tl::unexpected(bytes.error());
+  return ParseSnapshotTable(*bytes, h.nb_snapshots);
+}
+
+Result<BitmapDirectory> ReadBitmaps(const Device& dev, const Header& h) {
+  if (!h.bitmaps) return BitmapDirectory{};
+  auto bytes = dev.ReadVec(h.bitmaps->directory_offset, h.bitmaps->directory_size);
+  if (!bytes) return tl::unexpected(bytes.error());
+  return ParseBitmapDirectory(*bytes, h.bitmaps->nb_bitmaps);
 }
 
 }  // namespace imgcheck::qcow2

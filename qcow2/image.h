@@ -5,7 +5,9 @@
 #include <string>
 
 #include "qcow2/device.h"
+#include "qcow2/bitmap.h"
 #include "qcow2/header.h"
+#include "qcow2/snapshot.h"
 
 namespace imgcheck::qcow2 {
 
@@ -21,5 +23,9 @@ Probe ProbeFormat(const Device& dev);
 
 // Reads cluster 0 (bounded by the maximum cluster size) and parses it.
 Result<Header> ReadHeader(const Device& dev);
+
+// The snapshot table and bitmap directory, read within QEMU's size limits (64 MiB, 64 MiB).
+Result<SnapshotTable> ReadSnapshots(const Device& dev, const Header& h);
+Result<BitmapDirectory> ReadBitmaps(const Device& dev, const Header& h);
 
 }  // namespace imgcheck::qcow2
