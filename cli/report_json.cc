@@ -34,8 +34,8 @@ nlohmann::ordered_json ToJson(const fsck::CheckResult& r) {
     findings.push_back(std::move(o));
   }
   j["findings"] = std::move(findings);
-  if (!r.chain.empty()) {
-    nlohmann::ordered_json chain = nlohmann::ordered_json::array();
+  {
+    nlohmann::ordered_json chain = nlohmann::ordered_json::array();  // always present
     for (const fsck::ChainLink& l : r.chain) {
       nlohmann::ordered_json o;
       o["filename"] = l.filename;

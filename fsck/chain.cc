@@ -49,7 +49,12 @@ OpenNamed Open(Sink& sink, const std::string& name, const std::string& resolved,
   if (dev) return {std::move(*dev), false};
   const Error& e = dev.error();
   Fields f{.name = name, .owner = e.sys_errno ? std::strerror(e.sys_errno) : e.message,
-           .other = resolved, .detail = DescribeResolution(name, referrer)};
+           .other = resolved,
+           .detail = referrer.empty() ? (name.starts_with("/") ? "absolute path"
+                                                               : "relative to the working "
+                                                                 "directory, as QEMU opens data "
+                                                                 "files")
+                                      : DescribeResolution(name, referrer)};
   if (e.kind == ErrorKind::kInvalid) {
     f.detail = "not a regular file or block device";
     sink.Report(not_image, f);
@@ -74,8 +79,10 @@ void CheckDataFile(CheckResult& top, const Header& h, const std::string& image,
     sink.Report(P::kDataFileProtocol, Fields{.name = name, .other = c.protocol});
     return;
   }
-  std::string resolved = ResolveRelative(name, image);
-  OpenNamed f = Open(sink, name, resolved, image, P::kDataFileMissing, P::kDataFileUnreadable,
+  // QEMU 7.2 opens a relative data file name relative to its working directory, not to the
+  // image (unlike backing files): look where QEMU would.
+  const std::string& resolved = name;
+  OpenNamed f = Open(sink, name, resolved, "", P::kDataFileMissing, P::kDataFileUnreadable,
                      P::kDataFileNotImage);
   if (!f.dev) return;
   if (f.dev->Size() < data_end) {
