@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "cli/repair_cmd.h"
 #include "cli/report.h"
 #include "fsck/chain.h"
 
@@ -84,7 +85,8 @@ int RunCheck(const std::vector<std::string>& images, const std::string& output, 
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc);
-  static const char* kCommands[] = {"check", "info", "-h", "--help", "--version"};
+  static const char* kCommands[] = {"check", "info", "repair", "undo", "-h", "--help",
+                                    "--version"};
   if (args.size() > 1 && std::find(std::begin(kCommands), std::end(kCommands), args[1]) ==
                              std::end(kCommands)) {
     args.insert(args.begin() + 1, "check");  // `imgcheck IMAGE` means check
@@ -124,6 +126,34 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"human", "json"}));
   info->add_flag("--untrusted", info_chain.untrusted, "open nothing but the named file");
 
+  auto* repair = app.add_subcommand("repair", "repair an image, backup first (undo journal)");
+  std::string repair_image, repair_output = "human", backup_mode, rebase;
+  fsck::RepairOptions ro;
+  fsck::ApplyOptions ao;
+  bool leaks_only = false, all = false, no_progress = false;
+  repair->add_option("IMAGE", repair_image, "image file")->required();
+  auto* leaks_flag = repair->add_flag("--leaks", leaks_only, "only fix leaked clusters");
+  repair->add_flag("--all", all, "every fix that keeps guest data (default)")->excludes(leaks_flag);
+  repair->add_flag("--dry-run", ao.dry_run, "print the plan, write nothing");
+  repair->add_option("--journal", ao.journal_path, "undo journal path (default IMAGE.imgcheck-undo)");
+  repair->add_option("--backup", backup_mode, "also make a full sparse copy first")
+      ->check(CLI::IsMember({"copy"}));
+  repair->add_flag("--allow-data-loss", ro.allow_data_loss,
+                   "also apply fixes that change guest data (reported range by range)");
+  repair->add_option("--rebase-backing", rebase, "point the image at this backing file");
+  repair->add_option("--output", repair_output, "human (default) or json")
+      ->check(CLI::IsMember({"human", "json"}));
+  repair->add_flag("--no-progress", no_progress, "no progress line on a terminal");
+
+  auto* undo = app.add_subcommand("undo", "restore an image from a repair's undo journal");
+  std::string journal, undo_image, undo_output = "human";
+  bool undo_dry = false;
+  undo->add_option("JOURNAL", journal, "the journal a repair wrote")->required();
+  undo->add_option("IMAGE", undo_image, "the image (default: the path in the journal)");
+  undo->add_flag("--dry-run", undo_dry, "check and print, write nothing");
+  undo->add_option("--output", undo_output, "human (default) or json")
+      ->check(CLI::IsMember({"human", "json"}));
+
   std::vector<const char*> cargs;
   for (auto& a : args) cargs.push_back(a.c_str());
   try {
@@ -137,6 +167,14 @@ int main(int argc, char** argv) {
     ApplyLimits(timeout, chain.untrusted);
     return RunCheck(images, output, quiet, verbose, opts, chain);
   }
+  if (repair->parsed()) {
+    ro.mode = leaks_only ? fsck::RepairMode::kLeaks : fsck::RepairMode::kAll;
+    ao.backup_copy = backup_mode == "copy";
+    ao.progress = !no_progress && repair_output == "human" && isatty(STDERR_FILENO);
+    if (!rebase.empty()) ro.rebase_backing = rebase;
+    return cli::RunRepair(repair_image, ro, ao, repair_output == "json");
+  }
+  if (undo->parsed()) return cli::RunUndo(journal, undo_image, undo_dry, undo_output == "json");
   if (info->parsed()) {
     ApplyLimits(info_chain.untrusted ? 60 : 0, info_chain.untrusted);
     fsck::ImageInfo i = fsck::CollectInfo(info_image, info_chain);

@@ -31,6 +31,23 @@ struct CheckOptions {
   bool deep = false;  // decompress every compressed cluster
 };
 
+// A reference that a repair cannot keep as it is, recorded for the planner.
+struct BadRef {
+  enum Kind : uint8_t {
+    kUnalignedData,      // L2 entry: misaligned data cluster (guest data lost)
+    kUnalignedPrealloc,  // L2 entry: misaligned preallocated zero cluster (reads zero anyway)
+    kBeyondEof,          // L2 entry: data or compressed cluster a cluster or more past EOF
+    kCompressedCopied,   // L2 entry: compressed with COPIED set
+    kL1Unaligned,        // active L1 entry: misaligned L2 table
+    kL1BeyondEof,        // active L1 entry: L2 table past EOF
+  };
+  Kind kind;
+  uint64_t entry_offset;  // file offset of the entry
+  uint64_t entry;         // its raw value (first u64)
+  uint64_t table;         // the L2 table (L2 entries) or the L1 table (L1 entries)
+  uint64_t index;         // entry index in that table
+};
+
 // How often an L2 table is referenced: by all L1 tables, and by the active one.
 struct L2Use {
   uint64_t total = 0;
@@ -76,6 +93,7 @@ class Context {
   std::unordered_map<uint64_t, Owner> meta;  // metadata cluster -> its owner
   std::map<uint64_t, L2Use> l2_uses;          // L2 table offset -> uses, sorted for reading
   std::vector<uint64_t> reftable;             // raw refcount table entries
+  std::vector<BadRef> bad_refs;               // for repair planning
 
  private:
   uint64_t budget_;

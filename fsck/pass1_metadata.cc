@@ -41,6 +41,10 @@ void ReadL1(Context& ctx, uint64_t offset, uint32_t size, const Owner& owner, ui
     uint64_t l2 = e & kL1OffsetMask;
     if (l2 == 0) continue;  // only flag bits set: nothing to walk (QEMU would read cluster 0)
     ctx.Reference(l2, ctx.cs, Owner{Owner::kL2}, uses);
+    if (active && (l2 % ctx.cs || l2 >= ctx.file_size)) {
+      ctx.bad_refs.push_back(BadRef{l2 % ctx.cs ? BadRef::kL1Unaligned : BadRef::kL1BeyondEof,
+                                    offset + i * 8ull, e, offset, i});
+    }
     if (l2 % ctx.cs) {
       ctx.sink.Report(P::kL1EntryUnaligned, Fields{.offset = l2, .cluster = l2 >> ctx.cluster_bits,
                                                    .index = i, .owner = who});

@@ -46,6 +46,9 @@ void WalkTable(Context& ctx, uint64_t l2_offset, ByteView table, const L2Use& us
   uint64_t next_contiguous = 0;
   uint64_t reserved = 0, first_reserved = 0, first_reserved_value = 0;
   auto at = [&](uint64_t i) { return Fields{.offset = l2_offset, .index = i}; };
+  auto bad = [&](BadRef::Kind k, uint64_t i, uint64_t e) {
+    ctx.bad_refs.push_back(BadRef{k, l2_offset + i * eb, e, l2_offset, i});
+  };
 
   for (uint64_t i = 0; i < n; ++i) {
     uint64_t e = boost::endian::load_big_u64(&table[i * eb]);
@@ -62,6 +65,7 @@ void WalkTable(Context& ctx, uint64_t l2_offset, ByteView table, const L2Use& us
       case ClusterType::kCompressed: {
         if (e & kL2Copied) {
           ctx.sink.Report(P::kL2CompressedCopied, at(i));
+          bad(BadRef::kCompressedCopied, i, e);
           e &= ~kL2Copied;
         }
         if (data_file) {
@@ -75,6 +79,7 @@ void WalkTable(Context& ctx, uint64_t l2_offset, ByteView table, const L2Use& us
           break;
         }
         CompressedRange r = ParseCompressed(e, h.cluster_bits);
+        if (r.offset + r.length >= ctx.file_size + ctx.cs) bad(BadRef::kBeyondEof, i, e);
         ctx.Reference(r.offset, r.length, Owner{Owner::kCompressed}, use.total);
         if (ctx.opts.deep) VerifyData(ctx, r);
         st.allocated++;
@@ -97,6 +102,9 @@ void WalkTable(Context& ctx, uint64_t l2_offset, ByteView table, const L2Use& us
           f.detail = fmt::format(" (the range covers clusters {} and {})", off >> ctx.cluster_bits,
                                  (off >> ctx.cluster_bits) + 1);
           ctx.sink.Report(has_data ? P::kL2EntryUnalignedData : P::kL2EntryUnalignedPrealloc, f);
+          bad(has_data ? BadRef::kUnalignedData : BadRef::kUnalignedPrealloc, i, e);
+        } else if (off >= ctx.file_size && !data_file) {
+          bad(BadRef::kBeyondEof, i, e);
         }
         st.allocated++;
         if (next_contiguous && off != next_contiguous) st.fragmented++;

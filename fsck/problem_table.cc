@@ -141,7 +141,7 @@ constexpr std::array kTable = {
                "{owner} at 0x{offset:x} ({value} bytes) reaches past the end of the file "
                "(0x{expected:x}) by a cluster or more",
                "none: needs --allow-data-loss"},
-    ProblemDef{P::kOverlapMetadata, "overlap.metadata", S::kError, false,
+    ProblemDef{P::kOverlapMetadata, "overlap.metadata", S::kWarning, false,
                "cluster {cluster} (offset 0x{offset:x}) is used as {owner} and as {other}",
                "none: one of the two must be moved; needs --allow-data-loss"},
     ProblemDef{P::kImageDataAfterEnd, "image.data-after-end", S::kInfo, false,

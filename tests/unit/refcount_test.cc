@@ -54,3 +54,19 @@ TEST(Entries, CompressedDescriptorAt64KiB) {
 
 }  // namespace
 }  // namespace imgcheck::qcow2
+
+namespace imgcheck::qcow2 {
+namespace {
+
+TEST(SetRefcountAt, RoundTripsEveryWidth) {
+  for (uint32_t order = 0; order <= 6; ++order) {
+    std::vector<uint8_t> block(64, 0x5a);
+    uint64_t max = order == 6 ? ~0ull : (1ull << (1u << order)) - 1;
+    uint64_t n = block.size() * 8 >> order;
+    for (uint64_t i = 0; i < n; ++i) SetRefcountAt(block, order, i, (i * 7) & max);
+    for (uint64_t i = 0; i < n; ++i) EXPECT_EQ(RefcountAt(block, order, i), (i * 7) & max) << order;
+  }
+}
+
+}  // namespace
+}  // namespace imgcheck::qcow2
