@@ -22,8 +22,8 @@ using namespace qcow2;
 
 namespace {
 
-// Why a file that should hold disk data does not look like it (nullopt: it may). Catches host
-// files such as /etc/passwd named as a backing or data file.
+}  // namespace
+
 std::optional<std::string> NotDiskData(const Device& dev) {
   uint64_t size = dev.Size();
   if (size % 512) return fmt::format("its size, {} bytes, is not a multiple of 512", size);
@@ -36,6 +36,30 @@ std::optional<std::string> NotDiskData(const Device& dev) {
   if (text) return "it holds only printable text: a host file, not disk data";
   return std::nullopt;
 }
+
+std::optional<std::string> ChainReaches(const std::string& path, const Device& target) {
+  const auto* t = dynamic_cast<const FileDevice*>(&target);
+  if (!t) return std::nullopt;
+  std::string current = path;
+  std::vector<std::string> seen;
+  for (int depth = 0; depth < 256; ++depth) {
+    auto dev = FileDevice::Open(current);
+    if (!dev) return std::nullopt;
+    seen.push_back(current);
+    if ((*dev)->dev() == t->dev() && (*dev)->ino() == t->ino()) {
+      return fmt::format("{}", fmt::join(seen, " -> "));
+    }
+    if (ProbeFormat(**dev).format != Format::kQcow2) return std::nullopt;
+    auto h = ReadHeader(**dev);
+    if (!h || h->backing_file.empty() || ClassifyName(h->backing_file).kind != NameKind::kPath) {
+      return std::nullopt;
+    }
+    current = ResolveRelative(h->backing_file, current);
+  }
+  return std::nullopt;
+}
+
+namespace {
 
 // Opens a file named by an image, reporting why it could not be opened.
 struct OpenNamed {

@@ -5,7 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+
+#include "qcow2/device.h"
 
 #include "fsck/context.h"
 #include "fsck/report.h"
@@ -16,6 +19,14 @@ struct ChainOptions {
   bool untrusted = false;
   uint32_t max_depth = 256;  // images, the named one included
 };
+
+// Why a file that should hold disk data does not look like it (nullopt: it may): catches host
+// files such as /etc/passwd named as a backing or data file.
+std::optional<std::string> NotDiskData(const qcow2::Device& dev);
+
+// Follows the backing chain from `path` (opening each link read-only, at most 256 deep) and
+// says how it reaches the file behind `target`, or nullopt if it does not.
+std::optional<std::string> ChainReaches(const std::string& path, const qcow2::Device& target);
 
 CheckResult CheckChain(const std::string& path, const CheckOptions& opts,
                        const ChainOptions& chain);

@@ -14,11 +14,16 @@
 
 #include <fmt/format.h>
 
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
 #include <algorithm>
 #include <map>
 #include <set>
 #include <unordered_set>
 
+#include "fsck/chain.h"
 #include "fsck/check.h"
 #include "qcow2/bytes.h"
 #include "qcow2/entries.h"
@@ -90,6 +95,12 @@ class Planner {
   void FixEntries(const Checked& c);
   void FixSnapshots();
   void DropIgnoredBitmapsExtension();
+  void Rebase(const std::string& path);
+  // Rewrites the extension area of cluster 0: drops extensions of the given types, appends the
+  // given records, and places a new backing file name after them when one is given.
+  void RewriteExtensions(std::initializer_list<uint32_t> drop,
+                         std::vector<std::pair<uint32_t, std::string>> add,
+                         const std::optional<std::string>& backing);
   std::vector<uint64_t> GuestOffsetsOf(uint64_t l2_table, uint64_t index) const;
 
   // --- stage C ---
@@ -164,6 +175,9 @@ void Planner::FixEntries(const Checked& c) {
           uint64_t off = l1 ? (b.entry & kL1OffsetMask) : (b.entry & kL2OffsetMask);
           tainted_.insert(off / cs_);
           tainted_.insert(off / cs_ + 1);
+          keep_refcounts_up_ = "a broken reference remains, and the leaked clusters may be the "
+                               "data it should point at: freeing them would make recovery "
+                               "impossible (--allow-data-loss unmaps the reference and frees them)";
           break;
         }
         std::string what = b.kind == BadRef::kUnalignedData || b.kind == BadRef::kL1Unaligned
@@ -252,28 +266,104 @@ void Planner::FixSnapshots() {
   HeaderAction(fmt::format("set nb_snapshots from {} to {}", h_.nb_snapshots, keep.size()));
 }
 
+void Planner::RewriteExtensions(std::initializer_list<uint32_t> drop,
+                                std::vector<std::pair<uint32_t, std::string>> add,
+                                const std::optional<std::string>& backing) {
+  uint64_t start = h_.header_length;
+  uint64_t end = backing || !h_.backing_file_offset ? cs_ : h_.backing_file_offset;
+  std::vector<uint8_t> area;
+  auto record = [&](uint32_t type, const uint8_t* data, size_t len) {
+    uint8_t rec[8];
+    boost::endian::store_big_u32(rec, type);
+    boost::endian::store_big_u32(rec + 4, static_cast<uint32_t>(len));
+    area.insert(area.end(), rec, rec + 8);
+    area.insert(area.end(), data, data + len);
+    area.resize((area.size() + 7) & ~size_t{7}, 0);
+  };
+  // Extensions as they are in the current header (which an earlier rewrite may have changed).
+  auto current = ParseHeader(header_);
+  for (const Extension& e : current ? current->extensions : h_.extensions) {
+    if (std::find(drop.begin(), drop.end(), e.type) != drop.end()) continue;
+    record(e.type, &header_[e.offset], e.length);
+  }
+  for (const auto& [type, data] : add) {
+    record(type, reinterpret_cast<const uint8_t*>(data.data()), data.size());
+  }
+  area.resize(area.size() + 8, 0);  // end-of-extensions marker
+  if (backing) {
+    uint64_t name_at = start + area.size();
+    area.insert(area.end(), backing->begin(), backing->end());
+    SetHeader64(8, name_at);
+    SetHeader32(16, static_cast<uint32_t>(backing->size()));
+  }
+  area.resize(end - start, 0);
+  std::copy(area.begin(), area.end(), header_.begin() + static_cast<long>(start));
+  ov_.Write(start, area);
+}
+
 void Planner::DropIgnoredBitmapsExtension() {
   bool ignored = !h_.bitmaps && std::any_of(h_.extensions.begin(), h_.extensions.end(),
                                             [](const Extension& e) { return e.type == kExtBitmaps; });
   if (!ignored) return;
-  uint64_t start = h_.header_length;
-  uint64_t end = h_.backing_file_offset ? h_.backing_file_offset : cs_;
-  std::vector<uint8_t> area;
-  for (const Extension& e : h_.extensions) {
-    if (e.type == kExtBitmaps) continue;
-    uint8_t rec[8];
-    boost::endian::store_big_u32(rec, e.type);
-    boost::endian::store_big_u32(rec + 4, e.length);
-    area.insert(area.end(), rec, rec + 8);
-    area.insert(area.end(), original_header_.begin() + static_cast<long>(e.offset),
-                original_header_.begin() + static_cast<long>(e.offset + e.length));
-    area.resize((area.size() + 7) & ~size_t{7}, 0);
-  }
-  area.resize(end - start, 0);  // end-of-extensions marker and zero fill
-  std::copy(area.begin(), area.end(), header_.begin() + static_cast<long>(start));
-  ov_.Write(start, area);
+  RewriteExtensions({kExtBitmaps}, {}, std::nullopt);
   HeaderAction("remove the bitmaps extension that QEMU ignores (autoclear bit 0 is clear: "
                "every bitmap in it is inconsistent) so that its clusters can be freed");
+}
+
+void Planner::Rebase(const std::string& path) {
+  char real[PATH_MAX];
+  if (!::realpath(path.c_str(), real)) {
+    plan_.refused = fmt::format("new backing file {}: {}", path, std::strerror(errno));
+    return;
+  }
+  auto base = FileDevice::Open(real);
+  if (!base) {
+    plan_.refused = "new backing file: " + base.error().message;
+    return;
+  }
+  Probe probe = ProbeFormat(**base);
+  uint64_t size = (*base)->Size();
+  if (probe.format == Format::kQcow2) {
+    auto bh = ReadHeader(**base);
+    if (!bh || bh->fatal()) {
+      plan_.refused = fmt::format("new backing file {} is a qcow2 image QEMU cannot open", real);
+      return;
+    }
+    size = bh->size;
+  } else if (probe.format == Format::kRaw) {
+    if (auto why = NotDiskData(**base)) {
+      plan_.refused = fmt::format("new backing file {} is not a disk image: {}", real, *why);
+      return;
+    }
+  } else {
+    plan_.refused = fmt::format("new backing file {} is a {} image; imgcheck rebases onto qcow2 "
+                                "or raw bases only",
+                                real, probe.name);
+    return;
+  }
+  if (size > h_.size) {
+    plan_.refused = fmt::format("new backing file {} has virtual size {}, larger than this "
+                                "image's {}: it is not this image's base",
+                                real, size, h_.size);
+    return;
+  }
+  if (auto loop = ChainReaches(real, dev_)) {
+    plan_.refused = fmt::format("new backing file {} would make a loop: {}", real, *loop);
+    return;
+  }
+  std::string name = real;
+  if (name.size() > kMaxBackingNameBytes) {
+    plan_.refused = "the new backing file path is longer than 1023 bytes";
+    return;
+  }
+  RewriteExtensions({kExtBackingFormat}, {{kExtBackingFormat, probe.name}}, name);
+  if (ParseHeader(header_).value_or(Header{}).backing_file != name) {
+    plan_.refused = "the new backing file name does not fit in the header cluster";
+    return;
+  }
+  HeaderAction(fmt::format("set the backing file to {} (format {}, was '{}'{})", name, probe.name,
+                           h_.backing_file,
+                           h_.backing_format ? " format " + *h_.backing_format : ""));
 }
 
 uint64_t Planner::Target(uint64_t c) {
@@ -471,6 +561,10 @@ void Planner::Run() {
   FixEntries(*before);
   FixSnapshots();
   DropIgnoredBitmapsExtension();
+  if (opts_.rebase_backing) {
+    Rebase(*opts_.rebase_backing);
+    if (plan_.refused) return;
+  }
   if (HasAny(before->result, {P::kBitmapDirectoryInvalid, P::kBitmapEntryInvalid})) {
     keep_refcounts_up_ = "the bitmap directory is unreadable: bitmap clusters cannot be told "
                          "from leaks";
