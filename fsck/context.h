@@ -40,6 +40,8 @@ struct BadRef {
     kCompressedCopied,   // L2 entry: compressed with COPIED set
     kL1Unaligned,        // active L1 entry: misaligned L2 table
     kL1BeyondEof,        // active L1 entry: L2 table past EOF
+    kL1Reserved,         // L1 entry (any L1 table): reserved bits set
+    kL2Reserved,         // L2 entry: reserved bits set (QEMU masks them: data is unaffected)
   };
   Kind kind;
   uint64_t entry_offset;  // file offset of the entry

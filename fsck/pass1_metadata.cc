@@ -37,6 +37,7 @@ void ReadL1(Context& ctx, uint64_t offset, uint32_t size, const Owner& owner, ui
     if (e & kL1ReservedMask) {
       ctx.sink.Report(P::kL1EntryReservedBits,
                       Fields{.offset = offset + i * 8ull, .index = i, .value = e, .owner = who});
+      ctx.bad_refs.push_back(BadRef{BadRef::kL1Reserved, offset + i * 8ull, e, offset, i});
     }
     uint64_t l2 = e & kL1OffsetMask;
     if (l2 == 0) continue;  // only flag bits set: nothing to walk (QEMU would read cluster 0)

@@ -56,6 +56,7 @@ void WalkTable(Context& ctx, uint64_t l2_offset, ByteView table, const L2Use& us
     if (e == 0 && bitmap == 0) continue;
     ClusterType type = ClassifyL2(e, ext, data_file);
     if (type != ClusterType::kCompressed && (e & kL2StdReservedMask)) {
+      bad(BadRef::kL2Reserved, i, e);
       if (reserved++ == 0) {
         first_reserved = i;
         first_reserved_value = e;

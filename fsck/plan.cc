@@ -157,6 +157,20 @@ void Planner::FixEntries(const Checked& c) {
                           "preallocated offset 0x{:x} is misaligned; it reads as zeros either way)",
                           b.index, b.table, b.entry & kL2OffsetMask));
         break;
+      case BadRef::kL1Reserved:
+      case BadRef::kL2Reserved: {
+        if (!all) break;
+        // QEMU masks the reserved bits off when it reads the offset: clearing them leaves the
+        // guest's view of the data exactly as it is.
+        uint64_t mask = l1 || b.kind == BadRef::kL1Reserved ? kL1ReservedMask : kL2StdReservedMask;
+        std::vector<uint8_t> v(8);
+        boost::endian::store_big_u64(v.data(), b.entry & ~mask);
+        Stage(kTables, b.entry_offset, v, b.kind == BadRef::kL1Reserved ? "l1-entry" : "l2-entry",
+              fmt::format("clear reserved bits 0x{:x} of {} entry {} of the table at 0x{:x}",
+                          b.entry & mask, b.kind == BadRef::kL1Reserved ? "L1" : "L2", b.index,
+                          b.table));
+        break;
+      }
       case BadRef::kCompressedCopied: {
         if (!all) break;
         std::vector<uint8_t> v(8);
