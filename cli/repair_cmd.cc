@@ -64,7 +64,7 @@ int RunRepair(const std::string& image, const fsck::RepairOptions& ro, const fsc
     }
     j["not-repaired"] = left;
     j["before"] = Counters(p.before);
-    if (o.after) j["after"] = Counters(*o.after);
+    if (!ao.dry_run) j["after"] = Counters(o.after ? *o.after : p.before);  // nothing written
     if (ao.dry_run && !o.refused) j["expected"] = Counters(p.expected);
     j["exit-code"] = code;
     fmt::print("{}\n", j.dump(2));

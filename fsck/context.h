@@ -42,6 +42,8 @@ struct BadRef {
     kL1BeyondEof,        // active L1 entry: L2 table past EOF
     kL1Reserved,         // L1 entry (any L1 table): reserved bits set
     kL2Reserved,         // L2 entry: reserved bits set (QEMU masks them: data is unaffected)
+    kSubclusterConflict, // extended L2: subclusters allocated and zero, or allocated with no
+                         // cluster (QEMU returns I/O errors for them); `entry` is the bitmap
   };
   Kind kind;
   uint64_t entry_offset;  // file offset of the entry

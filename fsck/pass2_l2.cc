@@ -95,6 +95,8 @@ void WalkTable(Context& ctx, uint64_t l2_offset, ByteView table, const L2Use& us
           Fields f = at(i);
           f.value = bitmap;
           ctx.sink.Report(P::kL2SubclusterAllocZeroOverlap, f);
+          ctx.bad_refs.push_back(BadRef{BadRef::kSubclusterConflict, l2_offset + i * eb + 8,
+                                        bitmap, l2_offset, i});
         }
         if (off % ctx.cs) {
           bool has_data = ext ? (bitmap & kSubclusterAllocMask) : !(e & kL2Zero);
@@ -132,6 +134,8 @@ void WalkTable(Context& ctx, uint64_t l2_offset, ByteView table, const L2Use& us
           Fields f = at(i);
           f.value = bitmap & kSubclusterAllocMask;
           ctx.sink.Report(P::kL2SubclusterUnallocatedAllocBits, f);
+          ctx.bad_refs.push_back(BadRef{BadRef::kSubclusterConflict, l2_offset + i * eb + 8,
+                                        bitmap, l2_offset, i});
         }
         break;
     }

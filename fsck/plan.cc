@@ -58,6 +58,8 @@ bool NeedsDataLoss(P code) {
     case P::kL1EntryUnaligned:
     case P::kSnapshotL1Unaligned:
     case P::kSnapshotL1TooLarge:
+    case P::kL2SubclusterAllocZeroOverlap:
+    case P::kL2SubclusterUnallocatedAllocBits:
       return true;
     default:
       return false;
@@ -169,6 +171,29 @@ void Planner::FixEntries(const Checked& c) {
               fmt::format("clear reserved bits 0x{:x} of {} entry {} of the table at 0x{:x}",
                           b.entry & mask, b.kind == BadRef::kL1Reserved ? "L1" : "L2", b.index,
                           b.table));
+        break;
+      }
+      case BadRef::kSubclusterConflict: {
+        if (!all || !opts_.allow_data_loss) break;
+        // Allocated wins over zero where both are set; with no cluster, nothing is allocated.
+        uint64_t entry = 0;
+        ov_.Read(b.entry_offset - 8, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&entry), 8));
+        bool has_cluster = boost::endian::big_to_native(entry) & kL2OffsetMask;
+        uint64_t alloc = has_cluster ? b.entry & kSubclusterAllocMask : 0;
+        uint64_t zero = (b.entry >> 32) & ~alloc;
+        std::vector<uint8_t> v(8);
+        boost::endian::store_big_u64(v.data(), (zero << 32) | alloc);
+        for (uint64_t g : GuestOffsetsOf(b.table, b.index)) {
+          plan_.data_loss.push_back(DataLoss{g, cs_, has_cluster
+              ? "subclusters marked both allocated and zero (QEMU returned I/O errors) now read "
+                "the stored data"
+              : "subclusters marked allocated without a cluster (QEMU returned I/O errors) now "
+                "read from the backing file or as zeros"});
+        }
+        Stage(kTables, b.entry_offset, v, "l2-entry",
+              fmt::format("set the subcluster bitmap of L2 entry {} of the table at 0x{:x} from "
+                          "0x{:016x} to 0x{:016x}",
+                          b.index, b.table, b.entry, (zero << 32) | alloc));
         break;
       }
       case BadRef::kCompressedCopied: {

@@ -99,13 +99,13 @@ constexpr std::array kTable = {
     ProblemDef{P::kL2SubclusterAllocZeroOverlap, "l2.subcluster.alloc-zero-overlap", S::kError,
                false,
                "L2 table at 0x{offset:x} entry {index}: subclusters both allocated and zero "
-               "(bitmap 0x{value:016x})",
-               "none: needs --allow-data-loss"},
+               "(bitmap 0x{value:016x}): QEMU returns I/O errors for them",
+               "with --allow-data-loss: keep them allocated, clear their zero bits"},
     ProblemDef{P::kL2SubclusterUnallocatedAllocBits, "l2.subcluster.unallocated-alloc-bits",
                S::kError, false,
                "L2 table at 0x{offset:x} entry {index}: unallocated cluster with allocation bits "
-               "0x{value:08x}",
-               "clear the allocation bits"},
+               "0x{value:08x}: QEMU returns I/O errors for them",
+               "with --allow-data-loss: clear the allocation bits"},
 
     ProblemDef{P::kRefcountLeak, "refcount.leak", S::kLeak, false,
                "{count} leaked cluster(s) from cluster {cluster} (offset 0x{offset:x}): refcount "

@@ -154,7 +154,7 @@ def crash_undo(imgcheck, opts, orig_sha, B, J, work, max_points, fresh):
 
 
 def crash_kind(name, opts, fxdir, imgcheck, work, max_points, undo_crash=False):
-    """Return (points tried, failures [str], notes [str], summary)."""
+    """Return (repair points, undo points, failures [str], notes [str], summary)."""
     orig = bf.image_path(fxdir, name)
     orig_sha = sha(orig)
     fails, notes = [], []
@@ -175,7 +175,7 @@ def crash_kind(name, opts, fxdir, imgcheck, work, max_points, undo_crash=False):
     rc, out, err, (counts, per_tid, calls) = trace_counts(
         [imgcheck, 'repair'] + opts + ['--journal', J, B], log)
     if rc is None or sha(B) == orig_sha:
-        return 0, ['baseline repair exit %s did not change the image: %s'
+        return 0, 0, ['baseline repair exit %s did not change the image: %s'
                    % (rc, one_line(out + err))], notes, '-'
     multi = [sc for sc, t in per_tid.items() if len(t) > 1]
     if multi:
@@ -226,14 +226,14 @@ def crash_kind(name, opts, fxdir, imgcheck, work, max_points, undo_crash=False):
         else:
             undone += 1
     summary += ' | after the kill: %d intact, %d restored by undo' % (intact, undone)
+    undo_tried = 0
     if undo_crash:
-        t, f = crash_undo(imgcheck, opts, orig_sha, B, J, work, max_points, fresh)
-        notes.append('undo crash points: %d' % t)
-        tried += t
+        undo_tried, f = crash_undo(imgcheck, opts, orig_sha, B, J, work, max_points, fresh)
+        summary += ' | undo killed at %d point(s)' % undo_tried
         fails += f
     if files:
         notes.insert(0, 'files written: ' + ', '.join(files[:6]))
-    return tried, fails, notes, summary
+    return tried, undo_tried, fails, notes, summary
 
 
 def main():
@@ -256,13 +256,14 @@ def main():
     fxdir = os.path.join(scratch, 'fixtures')
     bf.build(fxdir, sorted({k[1] for k in kinds}))
 
-    passed = failed = total = 0
+    passed = failed = total = total_undo = 0
     for kind, name, opts in kinds:
         work = os.path.join(scratch, name + ''.join(opts))
         os.makedirs(work)
-        tried, fails, notes, summary = crash_kind(name, opts, fxdir, imgcheck, work,
+        tried, undo_tried, fails, notes, summary = crash_kind(name, opts, fxdir, imgcheck, work,
                                                    a.max_points, a.undo_crash)
         total += tried
+        total_undo += undo_tried
         ok = not fails
         print('%s %s (%s%s): %d crash point(s); syscalls: %s' % (
             'PASS' if ok else 'FAIL', kind, name, ''.join(' ' + o for o in opts), tried,
@@ -275,7 +276,8 @@ def main():
             print('    note: ' + n)
         passed += ok
         failed += not ok
-    print('%d crash points in total' % total)
+    print('%d repair crash points in total%s' % (
+        total, ' (+ %d undo crash points)' % total_undo if a.undo_crash else ''))
     print('%d passed, %d failed' % (passed, failed))
     if a.keep:
         print('scratch kept in ' + scratch, file=sys.stderr)

@@ -19,16 +19,19 @@ Builds the fixtures of fixtures/build_fixtures.py (temporary directory unless
      original byte for byte; `repair --dry-run` writes nothing and makes no journal;
   f. undo refuses (exit 1, nothing written) a changed journaled byte, a changed file
      length, and a different image;
+  g. data-loss cases (expect['repair']['data_loss'], EXISTING below, or a
+     not-repaired reason naming --allow-data-loss): a fresh copy repaired with
+     --allow-data-loss has no errors left, a non-empty `data-loss` list, and undo
+     (IMAGE taken from the journal) restores the original.
   h. latent damage (expect['repair']['latent_snapshot'] = NAME, a snapshot whose L1
      offset is + 0x200): after our repair, a guest write over the whole disk
      (qemu-io) must not change that snapshot's data once its offset is realigned,
      i.e. the repair must not drop the references it cannot see (qemu's does);
-  g. data-loss cases (expect['repair']['data_loss'], DATA_LOSS below, or a
-     not-repaired reason naming --allow-data-loss): a fresh copy repaired with
-     --allow-data-loss has no errors left, a non-empty `data-loss` list, and undo
-     (IMAGE taken from the journal) restores the original.
-Bad inputs qemu cannot open and expect['repair']['refuse'] cases must be refused; every
-refusal: exit 1, one stderr line, image untouched, no journal.  Side files (<name>.data) must stay unchanged.
+     keep_l2 = [guest offsets]: a repair without --allow-data-loss leaves their L2
+     entries and data-cluster refcounts alone;
+Bad inputs qemu cannot open and expect['repair']['refuse'] cases must be refused;
+every refusal: exit 1, one stderr line, image untouched, no journal.  Side files
+(<name>.data) must stay unchanged.
 Prints `PASS|FAIL name: qemu ... | ours ...` per case and `N passed, M failed` last.
 """
 import argparse
@@ -387,6 +390,24 @@ def step_latent_snapshot(ctx, orig, img, name):
             os.unlink(f)
 
 
+def l2_state(path, goff):
+    im = bf.Img(path)
+    e = im.l2(goff)
+    return e, im.refcount((e & bf.L2E_OFFSET_MASK) // im.cs)
+
+
+def step_keep_l2(ctx, orig, img, offsets):
+    for g in offsets:
+        try:
+            a, b = l2_state(orig, g), l2_state(img, g)
+        except (AssertionError, struct.error, ValueError) as e:
+            ctx.fail('keep_l2 %#x: cannot read the L2 entry after repair (%s)' % (g, e))
+            continue
+        if a != b:
+            ctx.fail('repair touched the valid neighbour at guest %#x: L2 entry %#x refcount %d '
+                     '-> L2 entry %#x refcount %d' % (g, a[0], a[1], b[0], b[1]))
+
+
 def data_loss_wanted(meta, js):
     if meta.get('data_loss'):
         return True
@@ -463,13 +484,15 @@ def check_case(c, fxdir, imgcheck, scratch):
     A = copy_case_from(ctx, orig, 'A.qcow2')
     qr_rc, qr_js, qr_err = qemu_check(A, repair=True)
     qa_rc, qa_js, qa_err = qemu_check(A)
-    a_snaps, a_bm, a_corrupt = qemu_info(A)
-    o_snaps, o_bm, o_corrupt = qemu_info(orig)
-    qemu_did = 'qemu: check %s, -r all %s -> check %s%s%s' % (
+    a_snaps, a_bm, _ = qemu_info(A)
+    o_snaps, o_bm, _ = qemu_info(orig)
+    qemu_did = 'qemu: check %s, -r all %s -> check %s%s%s%s' % (
         q0_rc, qr_rc, qa_rc,
         ' CORRUPT-MARKED' if (incompat(A) & 2) and not (incompat(orig) & 2) else '',
         '' if a_snaps is None or o_snaps is None or len(a_snaps) == len(o_snaps)
-        else ' snapshots %d->%d' % (len(o_snaps), len(a_snaps)))
+        else ' snapshots %d->%d' % (len(o_snaps), len(a_snaps)),
+        '' if a_bm is None or o_bm is None or a_bm == o_bm
+        else ' bitmaps %d->%d' % (o_bm, a_bm))
     if qr_js is None and q0_js is not None:
         qemu_did += ' (%s)' % one_line(qr_err, 100)
 
@@ -589,6 +612,8 @@ def check_case(c, fxdir, imgcheck, scratch):
             ctx.note('compare skipped: qemu-img cannot open the original')
 
     # h. latent damage
+    if meta.get('keep_l2') and changed:
+        step_keep_l2(ctx, orig, B, meta['keep_l2'])
     if meta.get('latent_snapshot') and changed:
         step_latent_snapshot(ctx, orig, B, meta['latent_snapshot'])
 
