@@ -67,10 +67,14 @@ int RunCheck(const std::vector<std::string>& images, const std::string& output, 
   cli::TextOptions text{.color = isatty(STDOUT_FILENO) && !std::getenv("NO_COLOR"),
                         .quiet = quiet,
                         .verbose = verbose};
-  for (const std::string& path : images) {
-    fsck::CheckResult r = fsck::CheckChain(path, opts, chain);
+  // 1. Format checks, one result per image.
+  std::vector<fsck::CheckResult> results;
+  for (const std::string& path : images) results.push_back(fsck::CheckChain(path, opts, chain));
+  // 2. Guest checks (guestfs/) add their findings to these results.
+  // 3. Output, and the worst exit code.
+  for (const fsck::CheckResult& r : results) {
     int code = r.ExitCode();
-    if (r.failure) fmt::print(stderr, "imgcheck: {}: {}\n", path, *r.failure);
+    if (r.failure) fmt::print(stderr, "imgcheck: {}: {}\n", r.filename, *r.failure);
     if (output == "json") {
       fmt::print("{}\n", cli::ToJson(r).dump(images.size() > 1 ? -1 : 2));
     } else {

@@ -174,6 +174,16 @@ CheckResult CheckChain(const std::string& path, const CheckOptions& opts,
   std::optional<Header> header = HeaderOf(*dev);
   HostChecks(top, *dev, header);
   top.chain.push_back(Link(top, path, *dev, header, 0));
+  if (header) {
+    top.facts = ImageFacts{.version = header->version,
+                           .cluster_size = header->cluster_size(),
+                           .virtual_size = header->size,
+                           .has_backing = !header->backing_file.empty(),
+                           .snapshots = header->nb_snapshots,
+                           .bitmaps = header->bitmaps ? header->bitmaps->nb_bitmaps : 0,
+                           .encrypted = header->crypt_method != 0,
+                           .data_file = header->has_data_file()};
+  }
 
   std::vector<std::pair<uint64_t, uint64_t>> seen{{dev->dev(), dev->ino()}};
   std::vector<std::string> names{path};
@@ -256,6 +266,7 @@ CheckResult CheckChain(const std::string& path, const CheckOptions& opts,
     header = std::move(next_header);
     dev = std::move(next.dev);
   }
+  if (top.facts) top.facts->chain_depth = static_cast<uint32_t>(top.chain.size());
   return top;
 }
 

@@ -99,6 +99,8 @@ enum class P : uint16_t {
   kUntrustedDataFile = 8002,
   kImageInUse = 8101,
   kHostSpaceShort = 8102,
+  // guest checks (9000-9899): see guestfs/; policy (99xx)
+  kPolicyViolation = 9901,
 };
 
 // Named fields a message template may use: {offset} {cluster} {count} {index} {value}

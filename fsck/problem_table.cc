@@ -260,6 +260,9 @@ constexpr std::array kTable = {
                "the image can still grow by {value} bytes but its filesystem has only {expected} "
                "bytes free: a full host disk pauses or crashes the VM",
                "free space, or move the image"},
+
+    ProblemDef{P::kPolicyViolation, "policy.violation", S::kError, false,
+               "policy rule {name}: {detail}", "change the image, or the policy"},
 };
 
 constexpr bool Sorted() {

@@ -35,6 +35,19 @@ struct ChainLink {
   uint64_t check_errors = 0, corruptions = 0, leaks = 0;  // this image's own
 };
 
+// What a policy needs to know about an image (filled by CheckChain from the header).
+struct ImageFacts {
+  uint32_t version = 0;
+  uint64_t cluster_size = 0;
+  uint64_t virtual_size = 0;
+  bool has_backing = false;
+  uint32_t snapshots = 0;
+  uint32_t bitmaps = 0;
+  bool encrypted = false;
+  bool data_file = false;
+  uint32_t chain_depth = 0;  // images in the chain, the named one included
+};
+
 struct CheckResult {
   std::string filename;
   std::string format = "qcow2";
@@ -52,6 +65,7 @@ struct CheckResult {
   uint64_t data_file_end = 0;  // with an external data file: end of the highest mapped cluster
   std::vector<Finding> findings;
   std::vector<ChainLink> chain;  // filled by CheckChain; counters above are then chain totals
+  std::optional<ImageFacts> facts;  // filled by CheckChain for qcow2 images
   uint64_t findings_suppressed = 0;  // beyond the per-code cap, counted but not listed
 
   // qemu-img check's exit codes: 0 clean, 1 incomplete, 2 errors, 3 leaks only, 63 no checks.
