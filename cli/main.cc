@@ -5,14 +5,20 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "cli/batch.h"
+#include "guestfs/guest_check.h"
+#include "cli/policy.h"
 #include "cli/repair_cmd.h"
 #include "cli/report.h"
 #include "fsck/chain.h"
@@ -61,26 +67,66 @@ void ApplyLimits(unsigned timeout, bool untrusted) {
   }
 }
 
-int RunCheck(const std::vector<std::string>& images, const std::string& output, bool quiet,
-             bool verbose, const fsck::CheckOptions& opts, const fsck::ChainOptions& chain) {
+int RunCheck(const std::vector<std::string>& images, const cli::CheckRunOptions& run,
+             const fsck::CheckOptions& opts, const fsck::ChainOptions& chain,
+             const std::optional<cli::Policy>& policy) {
   int worst = 0;
   cli::TextOptions text{.color = isatty(STDOUT_FILENO) && !std::getenv("NO_COLOR"),
-                        .quiet = quiet,
-                        .verbose = verbose};
-  // 1. Format checks, one result per image.
-  std::vector<fsck::CheckResult> results;
-  for (const std::string& path : images) results.push_back(fsck::CheckChain(path, opts, chain));
-  // 2. Guest checks (guestfs/) add their findings to these results.
+                        .quiet = run.quiet,
+                        .verbose = run.verbose};
+  cli::RunInfo info{.seconds = std::vector<double>(images.size()),
+                    .started = std::time(nullptr),
+                    .policy = policy.has_value()};
+  cli::Progress progress(run.progress, images.size());
+  // 1. Format checks, one result per image, on `run.jobs` threads (cli/batch.h); results stay
+  //    in argument order.
+  std::vector<fsck::CheckResult> results(images.size());
+  cli::RunParallel(
+      images.size(), cli::Workers(run.jobs, images.size()),
+      [&](size_t i) {
+        auto t0 = std::chrono::steady_clock::now();
+        results[i] = fsck::CheckChain(images[i], opts, chain);
+        info.seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+                              .count();
+      },
+      [&](size_t done) { progress.Update(done, "format checks"); });
+  // 2. Guest checks (guestfs/) add their findings to these results: one appliance per VM; the
+  //    IMAGEs are the disks of one VM, or with --batch each is its own VM.
+  if (!run.no_guest) {
+    std::vector<std::vector<fsck::CheckResult*>> vms;
+    for (fsck::CheckResult& r : results) {
+      if (run.batch || vms.empty()) vms.emplace_back();
+      vms.back().push_back(&r);
+    }
+    for (size_t v = 0; v < vms.size(); ++v) {
+      progress.Update(v, "guest checks");
+      guest::GuestRun g = guest::RunGuestChecks(vms[v], guest::GuestOptions{.verbose = run.verbose});
+      if (!g.ran) fmt::print(stderr, "imgcheck: guest checks did not run: {}\n", g.reason);
+      info.guest |= g.ran;
+    }
+  }
+  // Policy: rules over each image's facts, then severity overrides and ignores over all its
+  // findings (guest ones included), so it comes after every check.
+  if (policy) {
+    for (fsck::CheckResult& r : results) cli::ApplyPolicy(*policy, r);
+  }
+  progress.Clear();
   // 3. Output, and the worst exit code.
   for (const fsck::CheckResult& r : results) {
     int code = r.ExitCode();
     if (r.failure) fmt::print(stderr, "imgcheck: {}: {}\n", r.filename, *r.failure);
-    if (output == "json") {
-      fmt::print("{}\n", cli::ToJson(r).dump(images.size() > 1 ? -1 : 2));
-    } else {
+    if (run.output == "json") {
+      fmt::print("{}\n", cli::ToJson(r).dump(images.size() > 1 ? -1 : 2, ' ', false,
+                                             nlohmann::json::error_handler_t::replace));
+    } else if (run.output == "human") {
       cli::PrintText(stdout, r, text);
     }
     if (Rank(code) > Rank(worst)) worst = code;
+  }
+  if (run.output == "junit") cli::PrintJunit(stdout, results, info);
+  if (run.output == "sarif") {
+    fmt::print("{}\n", cli::ToSarif(results, info).dump(2, ' ', false,
+                                                         nlohmann::json::error_handler_t::replace));
   }
   return worst;
 }
@@ -97,20 +143,26 @@ int main(int argc, char** argv) {
   }
 
   CLI::App app{"imgcheck: offline qcow2 image inspector and checker"};
-  app.set_version_flag("--version", "imgcheck 0.1.0");
+  app.set_version_flag("--version", fmt::format("imgcheck {}", cli::kVersion));
   app.require_subcommand(1);
 
   auto* check = app.add_subcommand("check", "check images for leaks and corruptions (read-only)");
   std::vector<std::string> images;
-  std::string output = "human";
-  bool quiet = false, verbose = false, no_guest = false;
+  cli::CheckRunOptions run;
+  std::string policy_path;
+  bool check_no_progress = false;
   fsck::CheckOptions opts;
   check->add_option("IMAGE", images, "image files (the disks of one VM, in order)")->required();
-  check->add_option("--output", output, "human (default) or json")
-      ->check(CLI::IsMember({"human", "json"}));
-  check->add_flag("-q,--quiet", quiet, "print only the summary line");
-  check->add_flag("-v,--verbose", verbose, "print informational findings too");
-  check->add_flag("--no-guest", no_guest, "skip the guest (filesystem and boot) checks");
+  check->add_option("--output", run.output, "human (default), json, junit or sarif")
+      ->check(CLI::IsMember({"human", "json", "junit", "sarif"}));
+  check->add_flag("-q,--quiet", run.quiet, "print only the summary line");
+  check->add_flag("-v,--verbose", run.verbose, "print informational findings too");
+  check->add_flag("--no-guest", run.no_guest, "skip the guest (filesystem and boot) checks");
+  check->add_flag("--batch", run.batch, "each IMAGE is its own VM (not the disks of one VM)");
+  check->add_option("-j,--jobs", run.jobs, "check this many images at once (0: one per CPU)")
+      ->check(CLI::Range(0u, 1024u));
+  check->add_option("--policy", policy_path, "TOML file of rules the images must follow");
+  check->add_flag("--no-progress", check_no_progress, "no progress line on a terminal");
   check->add_flag("--deep", opts.deep, "also decompress every compressed cluster");
   fsck::ChainOptions chain;
   unsigned timeout = 0;
@@ -167,9 +219,20 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 1;
   }
   if (check->parsed()) {
+    std::optional<cli::Policy> policy;
+    if (!policy_path.empty()) {  // an invalid policy stops everything before any check
+      auto loaded = cli::LoadPolicy(policy_path);
+      if (!loaded) {
+        fmt::print(stderr, "imgcheck: {}\n", loaded.error());
+        return 1;
+      }
+      policy = std::move(*loaded);
+    }
+    run.progress = !check_no_progress && run.output == "human" && isatty(STDOUT_FILENO) &&
+                   isatty(STDERR_FILENO);
     if (chain.untrusted && !timeout) timeout = 60;
     ApplyLimits(timeout, chain.untrusted);
-    return RunCheck(images, output, quiet, verbose, opts, chain);
+    return RunCheck(images, run, opts, chain, policy);
   }
   if (repair->parsed()) {
     ro.mode = leaks_only ? fsck::RepairMode::kLeaks : fsck::RepairMode::kAll;

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+
 namespace imgcheck::cli {
 
 nlohmann::ordered_json ToJson(const fsck::CheckResult& r) {
@@ -31,6 +33,10 @@ nlohmann::ordered_json ToJson(const fsck::CheckResult& r) {
     if (f.offset) o["offset"] = *f.offset;
     if (f.cluster) o["cluster"] = *f.cluster;
     o["count"] = f.count;
+    if (!f.file.empty()) o["file"] = f.file;
+    if (f.line) o["line"] = f.line;
+    if (!f.evidence.empty()) o["evidence"] = f.evidence;
+    if (!f.fix.empty()) o["fix"] = f.fix;
     findings.push_back(std::move(o));
   }
   j["findings"] = std::move(findings);
@@ -53,6 +59,19 @@ nlohmann::ordered_json ToJson(const fsck::CheckResult& r) {
     j["chain"] = std::move(chain);
   }
   if (r.findings_suppressed) j["findings-suppressed"] = r.findings_suppressed;
+  if (r.guest) {
+    const fsck::GuestSummary& g = *r.guest;
+    nlohmann::ordered_json o{{"ran", g.ran}};
+    if (!g.ran) o["reason"] = g.reason;
+    if (g.ran) {
+      o["backend"] = g.backend;
+      o["launch-seconds"] = g.launch_seconds;
+      o["total-seconds"] = g.total_seconds;
+      o["os"] = {{"type", g.os_type}, {"distro", g.os_distro}, {"product", g.os_product},
+                 {"version", fmt::format("{}.{}", g.os_major, g.os_minor)}};
+    }
+    j["guest"] = o;
+  }
   return j;
 }
 

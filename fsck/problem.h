@@ -99,12 +99,56 @@ enum class P : uint16_t {
   kUntrustedDataFile = 8002,
   kImageInUse = 8101,
   kHostSpaceShort = 8102,
-  // guest checks (9000-9899): see guestfs/; policy (99xx)
+  // guest checks (9000-9899): see guestfs/
+  kGuestNotRun = 9001,
+  kGuestNoOs = 9002,
+  kGuestTcgFallback = 9003,
+  kFstabRawDevice = 9101,
+  kFstabUnresolved = 9102,
+  kFstabTypeMismatch = 9103,
+  kFstabMountpointMissing = 9104,
+  kFstabNoNofail = 9105,
+  kFstabNetfsNoNetdev = 9106,
+  kFstabDuplicateMountpoint = 9107,
+  kFstabSwapMissing = 9108,
+  kFstabMalformed = 9109,
+  kGrubNoConfig = 9201,
+  kGrubKernelMissing = 9202,
+  kGrubInitrdMissing = 9203,
+  kGrubRootUnresolved = 9204,
+  kGrubLvmLvMissing = 9205,
+  kGrubResumeUnresolved = 9206,
+  kGrubSearchUnresolved = 9207,
+  kGrubCmdlineInconsistent = 9208,
+  kGrubDefaultMissing = 9209,
+  kLvmVgPartial = 9301,
+  kLvmDuplicateVg = 9302,
+  kLvmDuplicatePv = 9303,
+  kLvmFilterHidesPv = 9304,
+  kLvmDevicesFileHidesPv = 9305,
+  kInitramfsUnreadable = 9401,
+  kInitramfsNoVirtio = 9402,
+  kInitramfsNoRootfsDriver = 9403,
+  kPartMbrSignature = 9501,
+  kPartGptHeaderCrc = 9502,
+  kPartGptEntriesCrc = 9503,
+  kPartGptBackupMisplaced = 9504,
+  kPartBeyondDisk = 9505,
+  kPartOverlap = 9506,
+  kPartNoEsp = 9507,
+  kPartNoBiosBoot = 9508,
+  kFsDirtyJournal = 9601,
+  kFsCorrupt = 9602,
+  kHygieneMachineId = 9701,
+  kHygieneSshHostKeys = 9702,
+  kHygieneCloudInitState = 9703,
+  kHygienePersistentNetRules = 9704,
+  // policy (99xx)
   kPolicyViolation = 9901,
 };
 
 // Named fields a message template may use: {offset} {cluster} {count} {index} {value}
-// {expected} {name} {owner} {other} {detail}. Offsets render in hex, counts in decimal.
+// {expected} {name} {owner} {other} {detail} {file} {line} {evidence}. Offsets render in hex.
 struct Fields {
   std::optional<uint64_t> offset;
   std::optional<uint64_t> cluster;
@@ -116,6 +160,14 @@ struct Fields {
   std::string owner;
   std::string other;
   std::string detail;
+  // Guest findings: where, what was seen, and the concrete fix; a rule may lower or raise the
+  // table's severity for one finding (e.g. an unresolvable fstab entry with nofail).
+  std::string file;
+  uint64_t line = 0;
+  std::string evidence;
+  std::string fix;
+  std::string disk;
+  std::optional<Severity> severity;
 };
 
 struct ProblemDef {

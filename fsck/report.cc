@@ -12,8 +12,9 @@ int CheckResult::ExitCode() const {
 
 void Sink::Report(P code, const Fields& f) {
   const ProblemDef& def = Def(code);
+  Severity severity = f.severity.value_or(def.severity);
   if (def.check_error) result_.check_errors++;
-  switch (def.severity) {
+  switch (severity) {
     case Severity::kError: result_.corruptions += f.count; break;
     case Severity::kLeak: result_.leaks += f.count; break;
     default: break;
@@ -22,8 +23,9 @@ void Sink::Report(P code, const Fields& f) {
     result_.findings_suppressed++;
     return;
   }
-  result_.findings.push_back(Finding{code, def.severity, std::string(def.slug), Render(def, f),
-                                     image_, f.offset, f.cluster, f.count});
+  result_.findings.push_back(Finding{code, severity, std::string(def.slug), Render(def, f),
+                                     f.disk.empty() ? image_ : f.disk, f.offset, f.cluster,
+                                     f.count, f.file, f.line, f.evidence, f.fix});
 }
 
 }  // namespace imgcheck::fsck

@@ -21,6 +21,10 @@ struct Finding {
   std::optional<uint64_t> offset;
   std::optional<uint64_t> cluster;
   uint64_t count = 1;
+  std::string file;      // guest findings: the guest file, its line, what was seen, the fix
+  uint64_t line = 0;
+  std::string evidence;
+  std::string fix;
 };
 
 // One image of a backing chain, as checked (depth 0 is the image named on the command line).
@@ -48,6 +52,16 @@ struct ImageFacts {
   uint32_t chain_depth = 0;  // images in the chain, the named one included
 };
 
+// The guest phase, as run for the VM whose first disk this result is.
+struct GuestSummary {
+  bool ran = false;
+  std::string reason;   // why it did not run
+  std::string backend;  // kvm or tcg
+  double launch_seconds = 0, total_seconds = 0;
+  std::string os_type, os_distro, os_product;
+  int os_major = 0, os_minor = 0;
+};
+
 struct CheckResult {
   std::string filename;
   std::string format = "qcow2";
@@ -66,6 +80,7 @@ struct CheckResult {
   std::vector<Finding> findings;
   std::vector<ChainLink> chain;  // filled by CheckChain; counters above are then chain totals
   std::optional<ImageFacts> facts;  // filled by CheckChain for qcow2 images
+  std::optional<GuestSummary> guest;  // on the first disk of a VM, when guest checks were asked
   uint64_t findings_suppressed = 0;  // beyond the per-code cap, counted but not listed
 
   // qemu-img check's exit codes: 0 clean, 1 incomplete, 2 errors, 3 leaks only, 63 no checks.

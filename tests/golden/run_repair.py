@@ -171,7 +171,7 @@ def our_info(ctx, path):
 
 def our_check(ctx, path):
     """(exit code, json or None)."""
-    rc, out, err = ctx.ours('check', '--output', 'json', path)
+    rc, out, err = ctx.ours('check', '--no-guest', '--output', 'json', path)
     return rc, parse_json(out)
 
 

@@ -1,0 +1,180 @@
+#include "guestfs/appliance.h"
+
+#include <dirent.h>
+#include <guestfs.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+namespace imgcheck::guest {
+namespace {
+
+// Seconds a KVM appliance gets to start its kernel: under KVM it prints "Linux version" within
+// a second or two of the BIOS; the broken nested-virtualisation case hangs for ever.
+constexpr int kKvmKernelDeadline = 25;
+
+struct LaunchLog {
+  std::mutex mu;
+  std::string text;
+  std::atomic<bool> kernel_started{false};
+};
+
+void OnEvent(guestfs_h*, void* opaque, uint64_t event, int, int, const char* buf, size_t len,
+             const uint64_t*, size_t) {
+  auto* log = static_cast<LaunchLog*>(opaque);
+  std::lock_guard<std::mutex> lock(log->mu);
+  if (buf && len && log->text.size() < (1u << 20)) log->text.append(buf, len);
+  if (event == GUESTFS_EVENT_APPLIANCE && log->text.find("Linux version") != std::string::npos) {
+    log->kernel_started = true;
+  }
+}
+
+// Kills our qemu-system children: libguestfs' direct backend runs QEMU as a child process.
+void KillQemuChildren() {
+  DIR* d = ::opendir("/proc");
+  if (!d) return;
+  pid_t self = ::getpid();
+  while (dirent* e = ::readdir(d)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (!end || *end || pid <= 0) continue;
+    std::ifstream stat(fmt::format("/proc/{}/stat", pid));
+    std::string line;
+    std::getline(stat, line);
+    size_t close = line.rfind(')');
+    if (close == std::string::npos || line.find("qemu") == std::string::npos) continue;
+    long ppid = 0;
+    char state;
+    if (std::sscanf(line.c_str() + close + 1, " %c %ld", &state, &ppid) == 2 && ppid == self) {
+      ::kill(static_cast<pid_t>(pid), SIGKILL);
+    }
+  }
+  ::closedir(d);
+}
+
+bool EnvForcesTcg() {
+  const char* s = std::getenv("LIBGUESTFS_BACKEND_SETTINGS");
+  return s && std::strstr(s, "force_tcg");
+}
+
+struct Attempt {
+  guestfs_h* g = nullptr;
+  bool ok = false;
+  bool kvm_broken = false;  // the failure signature of broken nested virtualisation
+  std::string error;
+  double seconds = 0;
+};
+
+Attempt TryLaunch(const std::vector<Disk>& disks, bool tcg, bool verbose) {
+  Attempt a;
+  a.g = guestfs_create_flags(0);
+  if (!a.g) {
+    a.error = "cannot create a libguestfs handle";
+    return a;
+  }
+  guestfs_set_error_handler(a.g, nullptr, nullptr);  // errors are read with guestfs_last_error
+  if (!std::getenv("LIBGUESTFS_BACKEND")) guestfs_set_backend(a.g, "direct");
+  if (tcg) {
+    const char* settings[] = {"force_tcg", nullptr};
+    guestfs_set_backend_settings(a.g, const_cast<char**>(settings));
+  }
+  auto log = std::make_unique<LaunchLog>();
+  guestfs_set_verbose(a.g, 1);  // the console is needed to see the kernel start
+  int eh = guestfs_set_event_callback(a.g, OnEvent,
+                             GUESTFS_EVENT_APPLIANCE | GUESTFS_EVENT_LIBRARY |
+                                 GUESTFS_EVENT_WARNING,
+                             0, log.get());
+  for (const Disk& d : disks) {
+    if (guestfs_add_drive_opts(a.g, d.path.c_str(), GUESTFS_ADD_DRIVE_OPTS_FORMAT,
+                               d.format.c_str(), GUESTFS_ADD_DRIVE_OPTS_READONLY, 1, -1) != 0) {
+      const char* e = guestfs_last_error(a.g);
+      a.error = fmt::format("cannot add {}: {}", d.path, e ? e : "?");
+      return a;
+    }
+  }
+  // Watchdog: a KVM appliance whose kernel has not started by the deadline is killed.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false, killed = false;
+  std::thread watchdog;
+  if (!tcg) {
+    watchdog = std::thread([&] {
+      std::unique_lock<std::mutex> lock(mu);
+      if (!cv.wait_for(lock, std::chrono::seconds(kKvmKernelDeadline), [&] { return done; }) &&
+          !log->kernel_started) {
+        killed = true;
+        KillQemuChildren();
+      }
+    });
+  }
+  auto start = std::chrono::steady_clock::now();
+  a.ok = guestfs_launch(a.g) == 0;
+  a.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+  }
+  cv.notify_all();
+  if (watchdog.joinable()) watchdog.join();
+  guestfs_set_verbose(a.g, 0);
+  if (!a.ok) {
+    const char* e = guestfs_last_error(a.g);
+    a.error = e ? e : "launch failed";
+    std::lock_guard<std::mutex> lock(log->mu);
+    a.kvm_broken = killed || log->text.find("failed to set MSR") != std::string::npos ||
+                   log->text.find("kvm_buf_set_msrs") != std::string::npos;
+    if (killed) a.error = "the KVM appliance hung after the BIOS";
+    if (verbose) fmt::print(stderr, "{}", log->text);
+  }
+  // Keep the log object alive for the handle's callbacks until the handle is closed.
+  guestfs_delete_event_callback(a.g, eh);
+  return a;
+}
+
+std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+}  // namespace
+
+std::unique_ptr<Appliance> Appliance::Launch(const std::vector<Disk>& disks, bool verbose,
+                                             std::string& why) {
+  bool tcg = EnvForcesTcg() || ::access("/dev/kvm", R_OK | W_OK) != 0;
+  Attempt a = TryLaunch(disks, tcg, verbose);
+  std::optional<std::string> fallback;
+  if (!a.ok && !tcg && a.kvm_broken) {
+    fallback = fmt::format("KVM did not work ({}); retried with TCG (software emulation, slower)",
+                           FirstLine(a.error));
+    if (a.g) guestfs_close(a.g);
+    a = TryLaunch(disks, true, verbose);
+    tcg = true;
+  }
+  if (!a.ok) {
+    why = FirstLine(a.error);
+    if (a.g) guestfs_close(a.g);
+    return nullptr;
+  }
+  std::unique_ptr<Appliance> app(new Appliance(a.g));
+  app->backend_ = tcg ? "tcg" : "kvm";
+  app->launch_seconds_ = a.seconds;
+  app->fallback_ = fallback;
+  return app;
+}
+
+Appliance::~Appliance() {
+  if (g_) guestfs_close(g_);
+}
+
+std::string Appliance::Error() const {
+  const char* e = guestfs_last_error(g_);
+  return e ? FirstLine(e) : "unknown libguestfs error";
+}
+
+}  // namespace imgcheck::guest

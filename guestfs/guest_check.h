@@ -1,0 +1,22 @@
+// The guest phase of `imgcheck check`: one appliance for the disks of one VM, our own model of
+// the guest, and every rule family. Findings go into the disks' CheckResults; if the appliance
+// cannot run, one finding says so and the format results stand.
+#pragma once
+
+#include <vector>
+
+#include "fsck/report.h"
+
+namespace imgcheck::guest {
+
+struct GuestOptions {
+  bool verbose = false;
+};
+
+using GuestRun = fsck::GuestSummary;
+
+// `disks`: the results of the format checks of one VM's disks, in attach order. The summary is
+// also stored in disks.front()->guest.
+GuestRun RunGuestChecks(const std::vector<fsck::CheckResult*>& disks, const GuestOptions& opts);
+
+}  // namespace imgcheck::guest

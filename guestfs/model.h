@@ -1,0 +1,110 @@
+// Our own model of the guest, built from what libguestfs reads: disks and partition tables (with
+// the raw sectors), filesystems with their blkid tags, LVM (volume groups, logical volumes and
+// the PV labels read from the disks themselves), the inspected root, and every filesystem
+// mounted read-only at its own mount point so rules can read raw config text from any of them.
+// Deliberately not used: inspect_get_mountpoints (it drops unresolvable fstab entries).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "guestfs/appliance.h"
+
+namespace imgcheck::guest {
+
+struct Partition {
+  std::string device;  // /dev/sda1 in the appliance
+  int number = 0;
+  uint64_t start = 0, end = 0, size = 0;  // bytes
+  std::string gpt_type;                    // upper-case GUID, GPT only
+  int mbr_id = 0;                          // MBR only
+};
+
+struct DiskInfo {
+  std::string device;      // /dev/sda
+  std::string image;       // the image file it comes from
+  std::string guest_name;  // vda, vdb, ... as a virtio VM would name it
+  std::string parttype;    // "msdos", "gpt" or "" (no partition table)
+  uint64_t size = 0;
+  std::vector<Partition> partitions;
+  std::vector<uint8_t> head;  // sectors 0..33 (MBR, GPT header, entries)
+  std::vector<uint8_t> tail;  // the last 33 sectors (backup GPT)
+};
+
+struct Filesystem {
+  std::string device;  // /dev/sda1, /dev/centos/root, ...
+  std::string type, uuid, label, partuuid, partlabel;
+  std::string mount;  // where it is mounted in the appliance ("" if not mounted)
+};
+
+struct VolumeGroup {
+  std::string name;
+  bool partial = false;
+  int64_t pv_count = 0;
+  int64_t pv_found = 0;  // PVs that LVM found
+};
+
+struct PvLabel {
+  std::string device;  // the partition or disk holding the PV
+  std::string uuid;    // with dashes, as LVM prints it
+  std::string vg;      // from the metadata text ("" if unreadable)
+  std::string vg_id;   // the VG's UUID from the same text
+};
+
+struct OsInfo {
+  std::string root;  // the root filesystem device
+  std::string type, distro, product;
+  int major = 0, minor = 0;
+};
+
+class Guest {
+ public:
+  // Builds the model; the appliance must be launched with the VM's disks in order.
+  static Guest Collect(Appliance& app, const std::vector<Disk>& disks);
+  // Mounts every filesystem read-only at its own mount point, without journal replay (after the
+  // filesystem checks, which need them unmounted).
+  void MountAll();
+  // Finds the root filesystem and the distribution among the mounted filesystems (our own
+  // rules, from /etc/os-release; libguestfs inspection is slow and hides its reasons).
+  void DetectOs();
+
+  std::vector<DiskInfo> disks;
+  std::vector<Filesystem> filesystems;
+  std::vector<VolumeGroup> vgs;
+  std::vector<std::string> lvs;  // /dev/VG/LV
+  std::vector<PvLabel> pvs;
+  std::optional<OsInfo> os;
+  std::vector<std::string> notes;  // what could not be read, for the no-os message
+
+  // Files, read through the handle. `fs` is a filesystem device; paths are absolute in it.
+  std::optional<std::string> Read(const std::string& fs, const std::string& path) const;
+  bool Exists(const std::string& fs, const std::string& path) const;
+  bool IsDir(const std::string& fs, const std::string& path) const;
+  std::optional<int64_t> Size(const std::string& fs, const std::string& path) const;
+  std::vector<std::string> List(const std::string& fs, const std::string& dir) const;
+  // Copies a guest file to a local path.
+  bool Download(const std::string& fs, const std::string& path, const std::string& local) const;
+  // Runs a command in the appliance (not the guest); returns its output and exit status.
+  std::pair<std::string, int> Shell(const std::string& command) const;
+
+  const Filesystem* FindFs(const std::string& device) const;
+  const Filesystem* RootFs() const { return os ? FindFs(os->root) : nullptr; }
+  // Resolves a device spec as the guest would at boot: UUID=, LABEL=, PARTUUID=, PARTLABEL=,
+  // /dev/disk/by-*, /dev/mapper/VG-LV, /dev/VG/LV, raw names (/dev/vdXN, sdXN, xvdXN, hdXN,
+  // nvme0nXpN, by attach order). Returns the filesystem, or null.
+  const Filesystem* Resolve(const std::string& spec) const;
+  // For a raw kernel name, the filesystem that sits at that position (guessing the disk order);
+  // null when there is none.
+  const Filesystem* ByKernelName(const std::string& spec) const;
+  bool LvExists(const std::string& vg, const std::string& lv) const;
+
+ private:
+  explicit Guest(Appliance& app) : app_(&app) {}
+  std::string MountPath(const std::string& fs, const std::string& path) const;
+  Appliance* app_;
+};
+
+}  // namespace imgcheck::guest
