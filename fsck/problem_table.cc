@@ -373,7 +373,7 @@ constexpr std::array kTable = {
                "{file} is not empty: every VM cloned from this template gets the same machine id",
                "truncate it (virt-sysprep --operations machine-id)"},
     ProblemDef{P::kHygieneSshHostKeys, "hygiene.ssh-host-keys", S::kWarning, false,
-               "SSH host keys present ({detail}): every clone shares them",
+               "host keys of the SSH server are present ({detail}): every clone shares them",
                "remove them (virt-sysprep --operations ssh-hostkeys)"},
     ProblemDef{P::kHygieneCloudInitState, "hygiene.cloud-init-state", S::kWarning, false,
                "cloud-init state present ({detail}): clones will not run first-boot setup",
