@@ -18,9 +18,11 @@
 namespace imgcheck::guest {
 namespace {
 
-// Seconds a KVM appliance gets to start its kernel: under KVM it prints "Linux version" within
-// a second or two of the BIOS; the broken nested-virtualisation case hangs for ever.
-constexpr int kKvmKernelDeadline = 25;
+// Seconds a KVM appliance gets, from the start of its QEMU process, to start its kernel: under
+// KVM it prints "Linux version" within a second or two of the BIOS; the broken
+// nested-virtualisation case hangs for ever. (Building the supermin appliance, before QEMU
+// starts, does not count.)
+constexpr double kKvmKernelDeadline = 15;
 
 struct LaunchLog {
   std::mutex mu;
@@ -38,10 +40,12 @@ void OnEvent(guestfs_h*, void* opaque, uint64_t event, int, int, const char* buf
   }
 }
 
-// Kills our qemu-system children: libguestfs' direct backend runs QEMU as a child process.
-void KillQemuChildren() {
+// Our qemu-system children: libguestfs' direct backend runs QEMU as a child process. With
+// `kill`, they are killed too. Returns how many there are.
+int QemuChildren(bool kill) {
+  int found = 0;
   DIR* d = ::opendir("/proc");
-  if (!d) return;
+  if (!d) return 0;
   pid_t self = ::getpid();
   while (dirent* e = ::readdir(d)) {
     char* end = nullptr;
@@ -55,10 +59,12 @@ void KillQemuChildren() {
     long ppid = 0;
     char state;
     if (std::sscanf(line.c_str() + close + 1, " %c %ld", &state, &ppid) == 2 && ppid == self) {
-      ::kill(static_cast<pid_t>(pid), SIGKILL);
+      ++found;
+      if (kill) ::kill(static_cast<pid_t>(pid), SIGKILL);
     }
   }
   ::closedir(d);
+  return found;
 }
 
 bool EnvForcesTcg() {
@@ -109,10 +115,17 @@ Attempt TryLaunch(const std::vector<Disk>& disks, bool tcg, bool verbose) {
   if (!tcg) {
     watchdog = std::thread([&] {
       std::unique_lock<std::mutex> lock(mu);
-      if (!cv.wait_for(lock, std::chrono::seconds(kKvmKernelDeadline), [&] { return done; }) &&
-          !log->kernel_started) {
-        killed = true;
-        KillQemuChildren();
+      std::optional<std::chrono::steady_clock::time_point> qemu_since;
+      while (!cv.wait_for(lock, std::chrono::milliseconds(250), [&] { return done; })) {
+        if (log->kernel_started) return;
+        auto now = std::chrono::steady_clock::now();
+        if (!qemu_since) {
+          if (QemuChildren(false)) qemu_since = now;
+        } else if (std::chrono::duration<double>(now - *qemu_since).count() > kKvmKernelDeadline) {
+          killed = true;
+          QemuChildren(true);
+          return;
+        }
       }
     });
   }
