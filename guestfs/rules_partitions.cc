@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string_view>
 
 #include "guestfs/rules.h"
 
@@ -109,7 +110,8 @@ void CheckPartitions(const Guest& g, Reporter& r) {
       esp |= p.gpt_type == kEspGuid;
       bios_boot |= p.gpt_type == kBiosBootGuid;
     }
-    bool grub_bios = std::search(d.head.begin(), d.head.begin() + 440, "GRUB", "GRUB" + 4) !=
+    constexpr std::string_view kGrub = "GRUB";  // GRUB's BIOS boot code names itself
+    bool grub_bios = std::search(d.head.begin(), d.head.begin() + 440, kGrub.begin(), kGrub.end()) !=
                      d.head.begin() + 440;
     if (&d == &g.disks.front() && !esp && !bios_boot) {
       r.Report(P::kPartNoEsp, fsck::Fields{.name = d.image, .disk = d.image});
