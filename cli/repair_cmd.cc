@@ -10,6 +10,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "fsck/host.h"
 #include "fsck/undo.h"
 
 namespace imgcheck::cli {
@@ -113,6 +114,10 @@ int RunUndo(const std::string& journal_path, const std::string& image_arg, bool 
   std::string image = image_arg.empty() ? j->image_path : image_arg;
   int fd = ::open(image.c_str(), (dry_run ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (fd < 0) return fail(fmt::format("cannot open {}: {}", image, std::strerror(errno)));
+  if (auto locks = fsck::ProbeQemuLocks(fd)) {
+    ::close(fd);
+    return fail(fmt::format("{} is in use ({}): refusing to write to a live image", image, *locks));
+  }
   auto r = fsck::Undo(fd, *j, dry_run);
   ::close(fd);
   if (!r) return fail(image + ": " + r.error().message);
