@@ -86,3 +86,35 @@ TEST_F(UndoTest, RepairRefusesToOverwriteAnExistingJournal) {
 
 }  // namespace
 }  // namespace imgcheck::fsck
+
+namespace imgcheck::fsck {
+namespace {
+
+// QEMU holds OFD read locks on bytes 100+ while it uses an image; another open file description
+// conflicts with them, so a lock taken here looks exactly like a running VM's.
+TEST(RepairLocks, RefusesAnImageInUseAndWritesNothing) {
+  testing::TempDir dir;
+  std::string img = dir.File("a.qcow2");
+  ASSERT_EQ(testing::Run("qemu-img create -f qcow2 " + img + " 16M"), 0);
+  ASSERT_EQ(testing::Run("truncate -s 2M " + img), 0);
+  uint64_t refblock = testing::ReadU64(img, testing::ReadU64(img, 48));
+  testing::WriteU32(img, refblock + 40, 0x00010001);  // a leak to repair
+  auto before = testing::ReadFile(img);
+  int holder = ::open(img.c_str(), O_RDONLY);
+  struct flock fl {};
+  fl.l_type = F_RDLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 101;  // "holds the write permission"
+  fl.l_len = 1;
+  ASSERT_EQ(::fcntl(holder, F_OFD_SETLK, &fl), 0);
+  RepairOutcome o = Repair(img, {}, ApplyOptions{.journal_path = dir.File("j")});
+  ASSERT_TRUE(o.refused);
+  EXPECT_NE(o.refused->find("in use"), std::string::npos);
+  EXPECT_EQ(testing::ReadFile(img), before);
+  EXPECT_NE(::access(dir.File("j").c_str(), F_OK), 0);  // no journal either
+  ::close(holder);
+  EXPECT_FALSE(Repair(img, {}, ApplyOptions{.journal_path = dir.File("j")}).refused);
+}
+
+}  // namespace
+}  // namespace imgcheck::fsck
