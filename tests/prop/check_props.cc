@@ -165,13 +165,26 @@ void ChangeRefcount(const std::string& img, const qcow2::Header& h, uint64_t off
   std::fclose(f);
 }
 
-RC_GTEST_PROP(CheckProps, OneCorruptionIsReportedNeverACrash, ()) {
+// The corruptions the properties apply, one field each.
+enum class Corruption {
+  kRefcountZero,      // a data cluster's refcount set to 0
+  kRefcountRaised,    // one more than its references: a leak (and COPIED at 1 -> 2)
+  kL2Reserved,        // a reserved bit in an L2 entry
+  kL2CopiedFlipped,   // COPIED flipped on an active L2 entry
+  kL1Reserved,        // a reserved bit in an active L1 entry
+  kDirtyCorruptBits,  // the dirty and corrupt bits on a consistent image
+  kL2Misaligned,      // a data L2 entry moved by 512 bytes
+  kUnknownIncompat,   // an unknown incompatible feature bit
+};
+
+// A random valid v3 image with at least one data cluster, then `c` applied to one random
+// allocated entry (or its cluster).
+std::string CorruptImage(const TempDir& dir, Corruption c) {
   Recipe r = *GenRecipe();
   r.v2 = false;
   if (r.refcount_bits < 2) r.refcount_bits = 16;  // room for refcount 2
   for (auto& w : r.writes) w.zero = false;
-  r.writes.push_back(Write{0, 1 << 16, false, false});  // at least one data cluster
-  TempDir dir;
+  r.writes.push_back(Write{0, 1 << 16, false, false});
   std::string img = Build(dir, r);
   Layout l = Locate(img);
   RC_PRE(!l.l2_entry_offsets.empty());
@@ -179,29 +192,47 @@ RC_GTEST_PROP(CheckProps, OneCorruptionIsReportedNeverACrash, ()) {
   uint64_t entry_at = l.l2_entry_offsets[pick];
   uint64_t entry = testing::ReadU64(img, entry_at);
   uint64_t cluster = l.data_clusters[pick];
-  int kind = *rc::gen::element(0, 1, 2, 3, 4, 5, 6);  // uniform (inRange is size-biased)
-  RC_TAG(kind);
-  switch (kind) {
-    case 0: ChangeRefcount(img, l.h, cluster, [](uint64_t) { return 0; }); break;  // too low
-    case 1:  // one more than the references: a leak (and a COPIED mismatch at 1 -> 2)
+  RC_LOG() << fmt::format("corruption {} entry 0x{:x} at 0x{:x} cluster 0x{:x}\n",
+                          static_cast<int>(c), entry, entry_at, cluster);
+  switch (c) {
+    case Corruption::kRefcountZero:
+      ChangeRefcount(img, l.h, cluster, [](uint64_t) { return 0; });
+      break;
+    case Corruption::kRefcountRaised:
       ChangeRefcount(img, l.h, cluster, [&](uint64_t old) {
         RC_PRE(old < l.h.refcount_max());
         return old + 1;
       });
       break;
-    case 2: testing::WriteU64(img, entry_at, entry | (1ull << 57)); break;  // reserved bit
-    case 3: testing::WriteU64(img, entry_at, entry ^ qcow2::kL2Copied); break;
-    case 4: testing::WriteU64(img, entry_at, entry + 512); break;      // misaligned
-    case 5: {                                                          // L1 reserved bit
+    case Corruption::kL2Reserved: testing::WriteU64(img, entry_at, entry | (1ull << 57)); break;
+    case Corruption::kL2CopiedFlipped: testing::WriteU64(img, entry_at, entry ^ qcow2::kL2Copied); break;
+    case Corruption::kL1Reserved: {
       uint64_t at = l.l1_entry_offsets.front();
       testing::WriteU64(img, at, testing::ReadU64(img, at) | (1ull << 1));
       break;
     }
-    case 6: testing::WriteU64(img, 72, l.h.incompatible_features | (1ull << 9)); break;
+    case Corruption::kDirtyCorruptBits:
+      testing::WriteU64(img, 72, l.h.incompatible_features | 3);
+      break;
+    case Corruption::kL2Misaligned: testing::WriteU64(img, entry_at, entry + 512); break;
+    case Corruption::kUnknownIncompat:
+      testing::WriteU64(img, 72, l.h.incompatible_features | (1ull << 9));
+      break;
   }
+  return img;
+}
+
+RC_GTEST_PROP(CheckProps, OneCorruptionIsReportedNeverACrash, ()) {
+  // Every corruption but the header bits (a consistent image with them set is reported, but the
+  // dirty bit alone is only a warning).
+  Corruption c = *rc::gen::element(Corruption::kRefcountZero, Corruption::kRefcountRaised,
+                                   Corruption::kL2Reserved, Corruption::kL2CopiedFlipped,
+                                   Corruption::kL1Reserved, Corruption::kL2Misaligned,
+                                   Corruption::kUnknownIncompat);
+  RC_TAG(static_cast<int>(c));
+  TempDir dir;
+  std::string img = CorruptImage(dir, c);
   fsck::CheckResult res = fsck::CheckImage(img, {});
-  RC_LOG() << fmt::format("kind {} entry 0x{:x} at 0x{:x} cluster 0x{:x}\n", kind, entry, entry_at,
-                          cluster);
   for (const auto& f : res.findings) RC_LOG() << f.slug << ": " << f.message << "\n";
   RC_ASSERT(res.ExitCode() != 0);
   RC_ASSERT(res.ExitCode() != 63);
@@ -216,38 +247,13 @@ namespace {
 // Random valid image, one random corruption, repair: the image checks clean of errors, guest
 // data is unchanged (without --allow-data-loss), and undo restores the corrupted bytes exactly.
 RC_GTEST_PROP(RepairProps, RepairCleansAndUndoRestores, ()) {
-  Recipe r = *GenRecipe();
-  r.v2 = false;
-  if (r.refcount_bits < 2) r.refcount_bits = 16;
-  for (auto& w : r.writes) w.zero = false;
-  r.writes.push_back(Write{0, 1 << 16, false, false});
+  // The corruptions a repair fixes without --allow-data-loss.
+  Corruption c = *rc::gen::element(Corruption::kRefcountZero, Corruption::kRefcountRaised,
+                                   Corruption::kL2Reserved, Corruption::kL2CopiedFlipped,
+                                   Corruption::kL1Reserved, Corruption::kDirtyCorruptBits);
+  RC_TAG(static_cast<int>(c));
   TempDir dir;
-  std::string img = Build(dir, r);
-  Layout l = Locate(img);
-  RC_PRE(!l.l2_entry_offsets.empty());
-  size_t pick = *rc::gen::inRange<size_t>(0, l.l2_entry_offsets.size());
-  uint64_t entry_at = l.l2_entry_offsets[pick];
-  uint64_t entry = testing::ReadU64(img, entry_at);
-  uint64_t cluster = l.data_clusters[pick];
-  int kind = *rc::gen::element(0, 1, 2, 3, 4, 5);
-  RC_TAG(kind);
-  switch (kind) {
-    case 0: ChangeRefcount(img, l.h, cluster, [](uint64_t) { return 0; }); break;
-    case 1:
-      ChangeRefcount(img, l.h, cluster, [&](uint64_t old) {
-        RC_PRE(old < l.h.refcount_max());
-        return old + 1;
-      });
-      break;
-    case 2: testing::WriteU64(img, entry_at, entry | (1ull << 57)); break;
-    case 3: testing::WriteU64(img, entry_at, entry ^ qcow2::kL2Copied); break;
-    case 4: {
-      uint64_t at = l.l1_entry_offsets.front();
-      testing::WriteU64(img, at, testing::ReadU64(img, at) | (1ull << 1));
-      break;
-    }
-    case 5: testing::WriteU64(img, 72, l.h.incompatible_features | 3); break;  // dirty + corrupt
-  }
+  std::string img = CorruptImage(dir, c);
   std::string corrupted = dir.File("corrupted.qcow2");
   RC_ASSERT(testing::Run("cp --sparse=always " + img + " " + corrupted) == 0);
   std::string journal = dir.File("j");
