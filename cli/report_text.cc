@@ -83,6 +83,7 @@ void PrintText(std::FILE* out, const fsck::CheckResult& r, const TextOptions& o)
       std::string where = f.image == r.filename ? "" : "in " + f.image + ": ";
       fmt::print(out, "    {} {}{}\n", Styled(o, fmt::emphasis::faint, "[" + f.slug + "]"), where,
                  f.message);
+      if (!f.fix.empty()) fmt::print(out, "      fix: {}\n", f.fix);
     }
   }
   if (r.findings_suppressed) {

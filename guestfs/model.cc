@@ -36,13 +36,6 @@ std::optional<std::string> Take(char* s) {
   return out;
 }
 
-std::map<std::string, std::string> Hash(char** v) {
-  std::vector<std::string> kv = Take(v);
-  std::map<std::string, std::string> out;
-  for (size_t i = 0; i + 1 < kv.size(); i += 2) out[kv[i]] = kv[i + 1];
-  return out;
-}
-
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -170,8 +163,9 @@ Guest Guest::Collect(Appliance& app, const std::vector<Disk>& vm_disks) {
   // partition table) and logical volumes. (list_filesystems costs seconds under TCG.)
   std::vector<std::string> blockdevs = Take(guestfs_list_partitions(g));
   blockdevs.insert(blockdevs.end(), devices.begin(), devices.end());
+  std::map<std::string, std::map<std::string, std::string>> all_tags = guest.Probe(blockdevs);
   for (const std::string& dev : blockdevs) {
-    auto tags = Hash(guestfs_blkid(g, dev.c_str()));
+    auto& tags = all_tags[dev];
     const std::string type = tags["TYPE"];
     if (type == "LVM2_member") {
       // PV labels straight from the disk: the appliance ignores the guest's LVM config and
@@ -202,9 +196,9 @@ Guest Guest::Collect(Appliance& app, const std::vector<Disk>& vm_disks) {
     guestfs_free_lvm_vg_list(vl);
   }
   guest.lvs = Take(guestfs_lvs(g));
+  auto lv_tags = guest.Probe(guest.lvs);
   for (const std::string& lv : guest.lvs) {
-    auto tags = Hash(guestfs_blkid(g, lv.c_str()));
-    if (!tags["TYPE"].empty()) guest.filesystems.push_back(FsFromTags(lv, tags));
+    if (!lv_tags[lv]["TYPE"].empty()) guest.filesystems.push_back(FsFromTags(lv, lv_tags[lv]));
   }
   return guest;
 }
@@ -245,10 +239,17 @@ void Guest::DetectOs() {
                                           : Read(best->device, "/etc/redhat-release").value_or("");
   if (!info.product.empty() && info.product.back() == '\n') info.product.pop_back();
   std::string version = rel["VERSION_ID"];
-  if (version.empty()) {  // CentOS 7's os-release has it; older ones only the release file
-    static const std::regex kVer(R"((\d+)(?:\.(\d+))?)");
+  // os-release often has only the major version (CentOS "7", Debian "12"): the release files
+  // carry the rest ("7.9.2009", "12.2").
+  static const std::regex kVer(R"((\d+)\.(\d+))");
+  for (const char* f : {"/etc/redhat-release", "/etc/centos-release", "/etc/debian_version"}) {
+    auto text = Read(best->device, f);
     std::smatch m;
-    if (std::regex_search(info.product, m, kVer)) version = m.str(0);
+    if (text && std::regex_search(*text, m, kVer) &&
+        (version.empty() || version == m.str(1) || version.starts_with(m.str(1) + "."))) {
+      version = m.str(0);
+      break;
+    }
   }
   info.major = std::atoi(version.c_str());
   if (size_t dot = version.find('.'); dot != std::string::npos) info.minor = std::atoi(version.c_str() + dot + 1);
@@ -329,6 +330,31 @@ bool Guest::Download(const std::string& fs, const std::string& path,
                      const std::string& local) const {
   std::string p = MountPath(fs, path);
   return !p.empty() && guestfs_download(app_->g(), p.c_str(), local.c_str()) == 0;
+}
+
+std::map<std::string, std::map<std::string, std::string>> Guest::Probe(
+    const std::vector<std::string>& devices) const {
+  // One appliance round trip for all devices (each call costs a round trip under TCG): the same
+  // low-level probe as guestfs_blkid, devices separated by a marker line.
+  std::map<std::string, std::map<std::string, std::string>> out;
+  if (devices.empty()) return out;
+  std::string script;
+  for (const std::string& d : devices) {
+    script += fmt::format("echo imgcheck-dev={}; blkid -c /dev/null -p -i -o export {} 2>/dev/null; ", d, d);
+  }
+  auto [text, rc] = Shell(script);
+  std::istringstream in(text);
+  std::string current;
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("imgcheck-dev=")) {
+      current = line.substr(13);
+      out[current];
+      continue;
+    }
+    size_t eq = line.find('=');
+    if (!current.empty() && eq != std::string::npos) out[current][line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return out;
 }
 
 std::pair<std::string, int> Guest::Shell(const std::string& command) const {

@@ -89,6 +89,9 @@ class Guest {
   bool Download(const std::string& fs, const std::string& path, const std::string& local) const;
   // Runs a command in the appliance (not the guest); returns its output and exit status.
   std::pair<std::string, int> Shell(const std::string& command) const;
+  // blkid tags of many devices in one round trip.
+  std::map<std::string, std::map<std::string, std::string>> Probe(
+      const std::vector<std::string>& devices) const;
 
   const Filesystem* FindFs(const std::string& device) const;
   const Filesystem* RootFs() const { return os ? FindFs(os->root) : nullptr; }

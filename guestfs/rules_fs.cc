@@ -1,61 +1,73 @@
 // Filesystem consistency, read-only: e2fsck -n / xfs_repair -n on the appliance's copy-on-write
 // overlay (the image is never written). A dirty journal is told apart from corruption: it is
-// replayed into the overlay first (mount, umount) and reported as such.
+// replayed into the overlay first (mount, umount) and reported as such. All filesystems are
+// checked by one script, in one appliance round trip.
 #include <fmt/format.h>
+
+#include <map>
+#include <sstream>
 
 #include "guestfs/rules.h"
 
 namespace imgcheck::guest {
-namespace {
-
-std::string Tail(const std::string& out, size_t lines) {
-  std::vector<std::string> all;
-  size_t start = 0;
-  for (size_t nl; (nl = out.find('\n', start)) != std::string::npos; start = nl + 1) {
-    std::string l = out.substr(start, nl - start);
-    if (!l.empty()) all.push_back(l);
-  }
-  std::vector<std::string> keep(all.end() - static_cast<long>(std::min(lines, all.size())), all.end());
-  return fmt::format("{}", fmt::join(keep, "; "));
-}
-
-}  // namespace
 
 void CheckFilesystems(const Guest& g, Reporter& r) {
   using fsck::P;
+  std::string script = "mkdir -p /tmp/imgcheck-replay; ";
+  std::vector<const Filesystem*> checked;
   for (const Filesystem& f : g.filesystems) {
-    bool ext = f.type == "ext2" || f.type == "ext3" || f.type == "ext4";
-    if (!ext && f.type != "xfs") continue;
-    fsck::Fields base{.name = GuestName(g, f.device), .other = f.type};
-    std::string dev = f.device;
-    bool dirty = false;
-    if (ext) {
-      auto [hdr, rc] = g.Shell("dumpe2fs -h " + dev);
-      dirty = rc == 0 && hdr.find("needs_recovery") != std::string::npos;
+    const std::string& d = f.device;
+    if (f.type == "ext2" || f.type == "ext3" || f.type == "ext4") {
+      script += fmt::format(
+          "echo imgcheck-fs={0}; "
+          "if dumpe2fs -h {0} 2>/dev/null | grep -q needs_recovery; then echo dirty=1; "
+          "mount {0} /tmp/imgcheck-replay && umount /tmp/imgcheck-replay; fi; "
+          "e2fsck -n -f {0} >/tmp/imgcheck-fsck.out 2>&1; echo rc=$?; "
+          "tail -n 3 /tmp/imgcheck-fsck.out | sed 's/^/out=/'; ",
+          d);
+    } else if (f.type == "xfs") {
+      script += fmt::format(
+          "echo imgcheck-fs={0}; xfs_repair -n {0} >/tmp/imgcheck-fsck.out 2>&1; rc=$?; "
+          "if grep -q 'valuable metadata changes in a log' /tmp/imgcheck-fsck.out; then "
+          "echo dirty=1; mount {0} /tmp/imgcheck-replay && umount /tmp/imgcheck-replay; "
+          "xfs_repair -n {0} >/tmp/imgcheck-fsck.out 2>&1; rc=$?; fi; echo rc=$rc; "
+          "tail -n 3 /tmp/imgcheck-fsck.out | sed 's/^/out=/'; ",
+          d);
     } else {
-      auto [out, rc] = g.Shell("xfs_repair -n " + dev);
-      dirty = out.find("valuable metadata changes in a log") != std::string::npos;
-      if (!dirty && rc == 1) {
-        base.detail = Tail(out, 3);
-        r.Report(P::kFsCorrupt, base);
-        continue;
-      }
-      if (!dirty) continue;
+      continue;
     }
-    if (dirty) {
-      r.Report(P::kFsDirtyJournal, base);
-      // Replay the journal into the overlay, then judge the replayed filesystem.
-      g.Shell("mkdir -p /tmp/imgcheck-replay && mount " + dev + " /tmp/imgcheck-replay && "
-              "umount /tmp/imgcheck-replay");
-    }
-    auto [out, rc] = ext ? g.Shell("e2fsck -n -f " + dev) : g.Shell("xfs_repair -n " + dev);
-    bool corrupt = ext ? (rc & 4) != 0 : rc == 1;
-    if (corrupt) {
-      base.detail = fmt::format("{} exited {}: {}", ext ? "e2fsck -n" : "xfs_repair -n", rc, Tail(out, 3));
-      base.fix = fmt::format("{} in the guest, or on a copy", ext ? "e2fsck -f " + GuestName(g, dev)
-                                                                  : "xfs_repair " + GuestName(g, dev));
-      r.Report(P::kFsCorrupt, base);
-    }
+    checked.push_back(&f);
+  }
+  if (checked.empty()) return;
+  struct Result {
+    bool dirty = false;
+    int rc = 0;
+    std::vector<std::string> out;
+  };
+  std::map<std::string, Result> results;
+  std::istringstream in(g.Shell(script).first);
+  std::string current;
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("imgcheck-fs=")) current = line.substr(12);
+    if (current.empty()) continue;
+    if (line == "dirty=1") results[current].dirty = true;
+    if (line.starts_with("rc=")) results[current].rc = std::atoi(line.c_str() + 3);
+    if (line.starts_with("out=") && line.size() > 4) results[current].out.push_back(line.substr(4));
+  }
+  for (const Filesystem* f : checked) {
+    auto it = results.find(f->device);
+    if (it == results.end()) continue;
+    const Result& res = it->second;
+    bool ext = f->type != "xfs";
+    fsck::Fields base{.name = GuestName(g, f->device), .other = f->type};
+    if (res.dirty) r.Report(P::kFsDirtyJournal, base);
+    bool corrupt = ext ? (res.rc & 4) != 0 : res.rc == 1;
+    if (!corrupt) continue;
+    base.detail = fmt::format("{} exited {}: {}", ext ? "e2fsck -n" : "xfs_repair -n", res.rc,
+                              fmt::join(res.out, "; "));
+    base.fix = fmt::format("{} {} in the guest, or on a copy", ext ? "e2fsck -f" : "xfs_repair",
+                           GuestName(g, f->device));
+    r.Report(P::kFsCorrupt, base);
   }
 }
 

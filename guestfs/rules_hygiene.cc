@@ -22,13 +22,15 @@ void CheckHygiene(const Guest& g, Reporter& r) {
     if (f.starts_with("ssh_host_") && f.ends_with("_key")) keys.push_back("/etc/ssh/" + f);
   }
   if (!keys.empty()) {
-    r.Report(P::kHygieneSshHostKeys, fsck::Fields{.detail = fmt::format("{}", fmt::join(keys, ", "))});
+    r.Report(P::kHygieneSshHostKeys, fsck::Fields{.detail = fmt::format("{}", fmt::join(keys, ", ")),
+                                                  .file = keys.front()});
   }
   std::vector<std::string> cloud;
   if (g.Exists(root, "/var/lib/cloud/instance")) cloud.push_back("/var/lib/cloud/instance");
   if (!g.List(root, "/var/lib/cloud/instances").empty()) cloud.push_back("/var/lib/cloud/instances/");
   if (!cloud.empty()) {
-    r.Report(P::kHygieneCloudInitState, fsck::Fields{.detail = fmt::format("{}", fmt::join(cloud, ", "))});
+    r.Report(P::kHygieneCloudInitState,
+             fsck::Fields{.detail = fmt::format("{}", fmt::join(cloud, ", ")), .file = cloud.front()});
   }
   const std::string rules = "/etc/udev/rules.d/70-persistent-net.rules";
   if (auto text = g.Read(root, rules); text && text->find("ATTR{address}") != std::string::npos) {
