@@ -98,10 +98,15 @@ int RunCheck(const std::vector<std::string>& images, const cli::CheckRunOptions&
       if (run.batch || vms.empty()) vms.emplace_back();
       vms.back().push_back(&r);
     }
-    for (size_t v = 0; v < vms.size(); ++v) {
-      progress.Update(v, "guest checks");
-      guest::GuestRun g = guest::RunGuestChecks(vms[v], guest::GuestOptions{.verbose = run.verbose});
-      if (!g.ran) fmt::print(stderr, "imgcheck: guest checks did not run: {}\n", g.reason);
+    size_t done = 0;
+    for (const auto& vm : vms) {
+      progress.Update(done, "guest checks");
+      guest::GuestRun g = guest::RunGuestChecks(vm, guest::GuestOptions{.verbose = run.verbose});
+      done += vm.size();
+      if (!g.ran) {
+        progress.Clear();
+        fmt::print(stderr, "imgcheck: guest checks did not run: {}\n", g.reason);
+      }
       info.guest |= g.ran;
     }
   }

@@ -1,8 +1,13 @@
-// Rendering check results: human text for people, JSON for machines.
+// Rendering check results: human text for people, JSON for machines, JUnit XML and SARIF for
+// CI systems.
 #pragma once
 
 #include <cstdio>
+#include <ctime>
+#include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -10,6 +15,8 @@
 #include "fsck/report.h"
 
 namespace imgcheck::cli {
+
+inline constexpr std::string_view kVersion = "0.1.0";
 
 struct TextOptions {
   bool color = false;
@@ -19,6 +26,20 @@ struct TextOptions {
 
 void PrintText(std::FILE* out, const fsck::CheckResult& r, const TextOptions& opts);
 nlohmann::ordered_json ToJson(const fsck::CheckResult& r);
+
+// What the CI reports need beyond the results of a run.
+struct RunInfo {
+  std::vector<double> seconds;  // per image: how long its check took
+  std::time_t started = 0;      // when the run began
+  bool policy = false;          // a policy was applied: report the policy family
+  bool guest = false;           // the guest phase ran: report the guest families
+};
+
+// JUnit XML (the Ant schema CI systems read): one testsuite per image, one testcase per check
+// family, one more per error or leak finding, holding its <failure>.
+void PrintJunit(std::FILE* out, std::span<const fsck::CheckResult> results, const RunInfo& run);
+// A SARIF 2.1.0 log: the problem table as rules, one result per finding.
+nlohmann::ordered_json ToSarif(std::span<const fsck::CheckResult> results, const RunInfo& run);
 
 void PrintInfoText(std::FILE* out, const fsck::ImageInfo& info);
 nlohmann::ordered_json InfoToJson(const fsck::ImageInfo& info);

@@ -10,7 +10,8 @@ namespace {
 
 TEST(ProblemTable, EveryRowRendersWithEveryField) {
   Fields f{.offset = 0x10000, .cluster = 1, .count = 2, .index = 3, .value = 4, .expected = 5,
-           .name = "n", .owner = "o", .other = "x", .detail = "d"};
+           .name = "n", .owner = "o", .other = "x", .detail = "d", .file = "/etc/fstab",
+           .line = 3, .evidence = "e"};
   for (const ProblemDef& d : ProblemTable()) {
     EXPECT_NO_THROW({
       std::string m = Render(d, f);
