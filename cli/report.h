@@ -26,6 +26,8 @@ struct TextOptions {
 
 void PrintText(std::FILE* out, const fsck::CheckResult& r, const TextOptions& opts);
 nlohmann::ordered_json ToJson(const fsck::CheckResult& r);
+// One image of a backing chain; with `counters`, its own errors, leaks and check errors.
+nlohmann::ordered_json ChainLinkJson(const fsck::ChainLink& l, bool counters);
 
 // What the CI reports need beyond the results of a run.
 struct RunInfo {

@@ -122,14 +122,7 @@ nlohmann::ordered_json InfoToJson(const fsck::ImageInfo& i) {
   j["compressed-clusters"] = c.compressed_clusters;
   j["image-end-offset"] = c.image_end_offset;
   nlohmann::ordered_json chain = nlohmann::ordered_json::array();
-  for (const fsck::ChainLink& l : c.chain) {
-    nlohmann::ordered_json o{{"filename", l.filename}, {"format", l.format},
-                             {"depth", l.depth},       {"virtual-size", l.virtual_size},
-                             {"file-size", l.file_size}};
-    if (l.backing_filename) o["backing-filename"] = *l.backing_filename;
-    if (l.backing_format) o["backing-format"] = *l.backing_format;
-    chain.push_back(std::move(o));
-  }
+  for (const fsck::ChainLink& l : c.chain) chain.push_back(ChainLinkJson(l, false));
   j["chain"] = chain;
   nlohmann::ordered_json problems = nlohmann::ordered_json::array();
   for (const fsck::Finding& f : c.findings) {

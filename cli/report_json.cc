@@ -8,6 +8,19 @@
 
 namespace imgcheck::cli {
 
+nlohmann::ordered_json ChainLinkJson(const fsck::ChainLink& l, bool counters) {
+  nlohmann::ordered_json o{{"filename", l.filename}, {"format", l.format}, {"depth", l.depth},
+                           {"virtual-size", l.virtual_size}, {"file-size", l.file_size}};
+  if (l.backing_filename) o["backing-filename"] = *l.backing_filename;
+  if (l.backing_format) o["backing-format"] = *l.backing_format;
+  if (counters) {
+    o["check-errors"] = l.check_errors;
+    o["corruptions"] = l.corruptions;
+    o["leaks"] = l.leaks;
+  }
+  return o;
+}
+
 nlohmann::ordered_json ToJson(const fsck::CheckResult& r) {
   nlohmann::ordered_json j;
   j["filename"] = r.filename;
@@ -42,20 +55,7 @@ nlohmann::ordered_json ToJson(const fsck::CheckResult& r) {
   j["findings"] = std::move(findings);
   {
     nlohmann::ordered_json chain = nlohmann::ordered_json::array();  // always present
-    for (const fsck::ChainLink& l : r.chain) {
-      nlohmann::ordered_json o;
-      o["filename"] = l.filename;
-      o["format"] = l.format;
-      o["depth"] = l.depth;
-      o["virtual-size"] = l.virtual_size;
-      o["file-size"] = l.file_size;
-      if (l.backing_filename) o["backing-filename"] = *l.backing_filename;
-      if (l.backing_format) o["backing-format"] = *l.backing_format;
-      o["check-errors"] = l.check_errors;
-      o["corruptions"] = l.corruptions;
-      o["leaks"] = l.leaks;
-      chain.push_back(std::move(o));
-    }
+    for (const fsck::ChainLink& l : r.chain) chain.push_back(ChainLinkJson(l, true));
     j["chain"] = std::move(chain);
   }
   if (r.findings_suppressed) j["findings-suppressed"] = r.findings_suppressed;
