@@ -354,7 +354,8 @@ def t_guest(env, guests):
     fams = [f for f, _ in case_names(s)]
     expect('fstab' in fams and 'grub' in fams, 'guest families %s' % fams)
     expect(s.find('testcase/failure') is None and rc1 == 0, 'exit %d with the warning' % rc1)
-    expect('[warning] fstab.raw-device' in (s.find('system-out').text or ''), 'no warning')
+    out = s.find('system-out').text or ''
+    expect('[warning] fstab.raw-device' in out, 'no warning; system-out: %s' % out[:600])
     name = env.policy('[guest]\nfstab_require_stable_names = true\n')
     rc2, log = env.sarif_log(image, ['--policy', name], guest=True)
     raw = [r for r in sarif_run(log)['results'] if r['ruleId'] == 'fstab.raw-device']
