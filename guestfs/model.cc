@@ -197,6 +197,13 @@ Guest Guest::Collect(Appliance& app, const std::vector<Disk>& vm_disks) {
   }
   guest.lvs = Take(guestfs_lvs(g));
   auto lv_tags = guest.Probe(guest.lvs);
+  // Under load the LV device nodes can lag behind activation: wait for udev, then look again.
+  if (std::any_of(guest.lvs.begin(), guest.lvs.end(), [&](const std::string& lv) {
+        return lv_tags[lv]["TYPE"].empty();
+      })) {
+    guest.Shell("udevadm settle --timeout=60");
+    lv_tags = guest.Probe(guest.lvs);
+  }
   for (const std::string& lv : guest.lvs) {
     if (!lv_tags[lv]["TYPE"].empty()) guest.filesystems.push_back(FsFromTags(lv, lv_tags[lv]));
   }
@@ -343,6 +350,13 @@ std::map<std::string, std::map<std::string, std::string>> Guest::Probe(
     script += fmt::format("echo imgcheck-dev={}; blkid -c /dev/null -p -i -o export {} 2>/dev/null; ", d, d);
   }
   auto [text, rc] = Shell(script);
+  if (rc < 0) {  // the batched probe failed: one call per device
+    for (const std::string& d : devices) {
+      std::vector<std::string> kv = Take(guestfs_blkid(app_->g(), d.c_str()));
+      for (size_t i = 0; i + 1 < kv.size(); i += 2) out[d][kv[i]] = kv[i + 1];
+    }
+    return out;
+  }
   std::istringstream in(text);
   std::string current;
   for (std::string line; std::getline(in, line);) {
