@@ -70,6 +70,7 @@ class Reader {
  public:
   explicit Reader(const std::vector<uint8_t>& b) : b_(b) {}
   bool Get(void* p, size_t n) {
+    if (n == 0) return true;  // p may be null (an empty vector's data())
     if (n > b_.size() - pos_) return ok_ = false;
     std::memcpy(p, b_.data() + pos_, n);
     pos_ += n;
