@@ -88,7 +88,7 @@ void CheckSnapshots(Context& ctx) {
     return;
   }
   // The table is at most 64 MiB (QEMU's limit); read that much plus one maximal entry.
-  uint64_t max_entry = kSnapshotHeaderBytes + kMaxSnapshotExtraData + 2 * 65535 + 8;
+  const uint64_t max_entry = kMaxSnapshotEntryBytes;
   uint64_t want = std::min<uint64_t>(kMaxSnapshotTableBytes + max_entry,
                                      uint64_t{h.nb_snapshots} * max_entry);
   if (h.snapshots_offset < ctx.file_size) {

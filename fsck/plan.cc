@@ -256,9 +256,7 @@ void Planner::FixSnapshots() {
     return;
   }
   uint32_t n = std::min(h_.nb_snapshots, kMaxSnapshots);
-  uint64_t max_entry = kSnapshotHeaderBytes + kMaxSnapshotExtraData + 2 * 65535 + 8;
-  auto bytes = dev_.ReadVec(h_.snapshots_offset,
-                            std::min<uint64_t>(kMaxSnapshotTableBytes, n * max_entry));
+  auto bytes = ReadSnapshotArea(dev_, h_, n);
   if (!bytes) return;
   SnapshotTable t = ParseSnapshotTable(*bytes, n);
   auto valid = [&](const Snapshot& s) {

@@ -48,11 +48,14 @@ Result<SnapshotTable> ReadSnapshots(const Device& dev, const Header& h) {
   if (h.nb_snapshots > kMaxSnapshots || h.snapshots_offset % h.cluster_size()) {
     return Fail(ErrorKind::kInvalid, "the snapshot table header fields are invalid");
   }
-  uint64_t max_entry = kSnapshotHeaderBytes + kMaxSnapshotExtraData + 2 * 65535 + 8;
-  uint64_t want = std::min<uint64_t>(kMaxSnapshotTableBytes, uint64_t{h.nb_snapshots} * max_entry);
-  auto bytes = dev.ReadVec(h.snapshots_offset, want);
+  auto bytes = ReadSnapshotArea(dev, h, h.nb_snapshots);
   if (!bytes) return tl::unexpected(bytes.error());
   return ParseSnapshotTable(*bytes, h.nb_snapshots);
+}
+
+Result<std::vector<uint8_t>> ReadSnapshotArea(const Device& dev, const Header& h, uint32_t count) {
+  return dev.ReadVec(h.snapshots_offset,
+                     std::min<uint64_t>(kMaxSnapshotTableBytes, count * kMaxSnapshotEntryBytes));
 }
 
 Result<BitmapDirectory> ReadBitmaps(const Device& dev, const Header& h) {

@@ -26,6 +26,8 @@ Result<Header> ReadHeader(const Device& dev);
 
 // The snapshot table and bitmap directory, read within QEMU's size limits (64 MiB, 64 MiB).
 Result<SnapshotTable> ReadSnapshots(const Device& dev, const Header& h);
+// The bytes that `count` snapshot entries can span from the table's start (at most 64 MiB).
+Result<std::vector<uint8_t>> ReadSnapshotArea(const Device& dev, const Header& h, uint32_t count);
 Result<BitmapDirectory> ReadBitmaps(const Device& dev, const Header& h);
 
 }  // namespace imgcheck::qcow2

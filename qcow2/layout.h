@@ -88,6 +88,9 @@ inline constexpr uint32_t kMaxSnapshots = 65536;            // QCOW_MAX_SNAPSHOT
 inline constexpr uint64_t kMaxSnapshotTableBytes = 64ull << 20;
 inline constexpr uint32_t kMaxSnapshotExtraData = 1024;
 inline constexpr uint32_t kSnapshotHeaderBytes = 40;
+// The largest snapshot table entry: header, extra data, two u16-length strings, padding.
+inline constexpr uint64_t kMaxSnapshotEntryBytes =
+    kSnapshotHeaderBytes + kMaxSnapshotExtraData + 2 * 65535 + 8;
 inline constexpr uint32_t kMaxBackingNameBytes = 1023;
 inline constexpr uint32_t kMaxBackingFormatBytes = 15;  // QEMU: length < 16
 inline constexpr uint32_t kMaxBitmaps = 65535;
