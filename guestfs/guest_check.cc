@@ -69,6 +69,11 @@ GuestRun RunGuest(const std::vector<fsck::CheckResult*>& results, const GuestOpt
     t = now;
   };
   Guest g = Guest::Collect(*app, disks);
+  if (opts.verbose) {
+    fmt::print(stderr, "imgcheck: guest: appliance kernel names of the disks: {}\n",
+               g.kernel_disks().empty() ? "unknown (one daemon call per device)"
+                                        : fmt::format("{}", fmt::join(g.kernel_disks(), " ")));
+  }
   lap("model");
   CheckPartitions(g, rep);
   CheckLvm(g, rep);

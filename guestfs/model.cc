@@ -159,6 +159,7 @@ Guest Guest::Collect(Appliance& app, const std::vector<Disk>& vm_disks) {
     ReadPartitionTable(d);
     guest.disks.push_back(std::move(d));
   }
+  guest.MapKernelNames(devices.size());
   // Block devices and their blkid tags: partitions, whole disks (a filesystem without a
   // partition table) and logical volumes. (list_filesystems costs seconds under TCG.)
   std::vector<std::string> blockdevs = Take(guestfs_list_partitions(g));
@@ -344,17 +345,23 @@ std::map<std::string, std::map<std::string, std::string>> Guest::Probe(
   // One appliance round trip for all devices (each call costs a round trip under TCG): the same
   // low-level probe as guestfs_blkid, devices separated by a marker line.
   std::map<std::string, std::map<std::string, std::string>> out;
-  if (devices.empty()) return out;
+  auto one_by_one = [&](const std::string& d) {  // the daemon translates the name itself
+    std::vector<std::string> kv = Take(guestfs_blkid(app_->g(), d.c_str()));
+    for (size_t i = 0; i + 1 < kv.size(); i += 2) out[d][kv[i]] = kv[i + 1];
+  };
   std::string script;
   for (const std::string& d : devices) {
-    script += fmt::format("echo imgcheck-dev={}; blkid -c /dev/null -p -i -o export {} 2>/dev/null; ", d, d);
+    if (auto k = KernelName(d)) {
+      script += fmt::format("echo imgcheck-dev={}; blkid -c /dev/null -p -i -o export {} 2>/dev/null; ",
+                            d, *k);
+    } else {
+      one_by_one(d);
+    }
   }
+  if (script.empty()) return out;
   auto [text, rc] = Shell(script);
   if (rc < 0) {  // the batched probe failed: one call per device
-    for (const std::string& d : devices) {
-      std::vector<std::string> kv = Take(guestfs_blkid(app_->g(), d.c_str()));
-      for (size_t i = 0; i + 1 < kv.size(); i += 2) out[d][kv[i]] = kv[i + 1];
-    }
+    for (const std::string& d : devices) one_by_one(d);
     return out;
   }
   std::istringstream in(text);
@@ -369,6 +376,38 @@ std::map<std::string, std::map<std::string, std::string>> Guest::Probe(
     if (!current.empty() && eq != std::string::npos) out[current][line.substr(0, eq)] = line.substr(eq + 1);
   }
   return out;
+}
+
+void Guest::MapKernelNames(size_t disk_count) {
+  // As the daemon does at start: whole disks of /dev/disk/by-path in `ls -v` order, without the
+  // appliance's own root disk.
+  auto [text, rc] = Shell(
+      "root=$(mountpoint -d /); for p in $(ls -1v /dev/disk/by-path); do "
+      "case $p in *-part*) continue;; esac; k=$(readlink -f /dev/disk/by-path/$p); "
+      "[ \"$(cat /sys/class/block/${k##*/}/dev)\" = \"$root\" ] || echo imgcheck-disk=$k; done");
+  std::vector<std::string> names;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("imgcheck-disk=/dev/")) names.push_back(line.substr(14));
+  }
+  // A map that does not cover exactly the API's disks is not trusted: names then go through
+  // the daemon one call at a time.
+  if (rc == 0 && names.size() == disk_count) kernel_disks_ = std::move(names);
+}
+
+std::optional<std::string> TranslateDiskName(const std::vector<std::string>& kernel_disks,
+                                             const std::string& device) {
+  static const std::regex kDisk(R"(^/dev/(?:sd|vd|hd|xvd)([a-z]+)(\d*)$)");
+  std::smatch m;
+  if (!std::regex_match(device, m, kDisk)) return device;
+  size_t index = 0;  // a=0 ... z=25, aa=26
+  for (char c : m.str(1)) index = index * 26 + static_cast<size_t>(c - 'a' + 1);
+  if (index - 1 >= kernel_disks.size()) return std::nullopt;
+  return kernel_disks[index - 1] + m.str(2);
+}
+
+std::optional<std::string> Guest::KernelName(const std::string& device) const {
+  return TranslateDiskName(kernel_disks_, device);
 }
 
 std::pair<std::string, int> Guest::Shell(const std::string& command) const {

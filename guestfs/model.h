@@ -60,6 +60,12 @@ struct OsInfo {
   int major = 0, minor = 0;
 };
 
+// A libguestfs disk or partition name (/dev/sdX[N], also vd/hd/xvd) to the appliance kernel's
+// name, given the kernel names of the disks in API order; other names (LV, md, dm) unchanged;
+// nullopt for a disk beyond the list.
+std::optional<std::string> TranslateDiskName(const std::vector<std::string>& kernel_disks,
+                                             const std::string& device);
+
 class Guest {
  public:
   // Builds the model; the appliance must be launched with the VM's disks in order.
@@ -92,6 +98,13 @@ class Guest {
   // blkid tags of many devices in one round trip.
   std::map<std::string, std::map<std::string, std::string>> Probe(
       const std::vector<std::string>& devices) const;
+  // The appliance kernel's name for a libguestfs device name, for use in Shell scripts. The API
+  // names disks /dev/sdX in the order they were added, but the kernel may enumerate them in
+  // another order (and the appliance's own disk among them); the daemon translates through
+  // /dev/disk/by-path, and so do we. LV, md and dm names pass unchanged; nullopt when a disk
+  // name cannot be translated.
+  std::optional<std::string> KernelName(const std::string& device) const;
+  const std::vector<std::string>& kernel_disks() const { return kernel_disks_; }
 
   const Filesystem* FindFs(const std::string& device) const;
   const Filesystem* RootFs() const { return os ? FindFs(os->root) : nullptr; }
@@ -107,7 +120,10 @@ class Guest {
  private:
   explicit Guest(Appliance& app) : app_(&app) {}
   std::string MountPath(const std::string& fs, const std::string& path) const;
+  // Kernel names of the VM's disks in API order (see KernelName).
+  void MapKernelNames(size_t disk_count);
   Appliance* app_;
+  std::vector<std::string> kernel_disks_;
 };
 
 }  // namespace imgcheck::guest

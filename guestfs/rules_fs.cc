@@ -16,23 +16,25 @@ void CheckFilesystems(const Guest& g, Reporter& r) {
   std::string script = "mkdir -p /tmp/imgcheck-replay; ";
   std::vector<const Filesystem*> checked;
   for (const Filesystem& f : g.filesystems) {
-    const std::string& d = f.device;
+    std::optional<std::string> kernel = g.KernelName(f.device);
+    if (!kernel) continue;  // never run a tool on a device we cannot name for certain
+    const std::string& d = *kernel;
     if (f.type == "ext2" || f.type == "ext3" || f.type == "ext4") {
       script += fmt::format(
-          "echo imgcheck-fs={0}; "
+          "echo imgcheck-fs={1}; "
           "if dumpe2fs -h {0} 2>/dev/null | grep -q needs_recovery; then echo dirty=1; "
           "mount {0} /tmp/imgcheck-replay && umount /tmp/imgcheck-replay; fi; "
           "e2fsck -n -f {0} >/tmp/imgcheck-fsck.out 2>&1; echo rc=$?; "
           "tail -n 3 /tmp/imgcheck-fsck.out | sed 's/^/out=/'; ",
-          d);
+          d, f.device);
     } else if (f.type == "xfs") {
       script += fmt::format(
-          "echo imgcheck-fs={0}; xfs_repair -n {0} >/tmp/imgcheck-fsck.out 2>&1; rc=$?; "
+          "echo imgcheck-fs={1}; xfs_repair -n {0} >/tmp/imgcheck-fsck.out 2>&1; rc=$?; "
           "if grep -q 'valuable metadata changes in a log' /tmp/imgcheck-fsck.out; then "
           "echo dirty=1; mount {0} /tmp/imgcheck-replay && umount /tmp/imgcheck-replay; "
           "xfs_repair -n {0} >/tmp/imgcheck-fsck.out 2>&1; rc=$?; fi; echo rc=$rc; "
           "tail -n 3 /tmp/imgcheck-fsck.out | sed 's/^/out=/'; ",
-          d);
+          d, f.device);
     } else {
       continue;
     }

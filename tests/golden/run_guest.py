@@ -152,7 +152,7 @@ def check_case(c, files, imgcheck, timeout):
             if f.get('severity') in ('error', 'warning') and \
                     not any(fnmatch.fnmatch(str(f.get('slug')), p) for p in ok_pats):
                 if not any(('unexpected %s' % f.get('slug')) in b for b in bad):
-                    bad.append('unexpected %s' % short(f))
+                    bad.append('unexpected %s: %s' % (short(f), str(f.get('message'))[:300]))
     after = {f: sha256(f) for f in files}
     changed = [os.path.basename(f) for f in files if before[f] != after[f]]
     if changed:
