@@ -43,6 +43,7 @@ Result<std::unique_ptr<FileDevice>> FileDevice::Open(const std::string& path) {
 FileDevice::~FileDevice() { ::close(fd_); }
 
 Result<void> FileDevice::Read(uint64_t offset, std::span<uint8_t> out) const {
+  if (out.empty()) return {};  // an empty span may have no storage at all
   size_t done = 0;
   while (done < out.size()) {
     uint64_t pos = offset + done;
@@ -62,6 +63,7 @@ Result<void> FileDevice::Read(uint64_t offset, std::span<uint8_t> out) const {
 }
 
 Result<void> MemDevice::Read(uint64_t offset, std::span<uint8_t> out) const {
+  if (out.empty()) return {};
   size_t done = 0;
   if (offset < bytes_.size()) {
     done = static_cast<size_t>(std::min<uint64_t>(out.size(), bytes_.size() - offset));

@@ -30,6 +30,7 @@ void OverlayDevice::Write(uint64_t offset, std::span<const uint8_t> bytes) {
 }
 
 Result<void> OverlayDevice::Read(uint64_t offset, std::span<uint8_t> out) const {
+  if (out.empty()) return {};
   if (offset < base_.Size()) {
     if (auto r = base_.Read(offset, out); !r) return r;
   } else {

@@ -25,9 +25,17 @@ run() {
   local target=$1 corpus=$2
   echo "== $target for ${seconds}s"
   mkdir -p "$build/corpus/$target"
+  local log=$build/$target.log rc=0
   "$build/tests/fuzz/$target" "$build/corpus/$target" "$corpus" -max_total_time="$seconds" \
-    -timeout=20 -rss_limit_mb=3072 -max_len=1200000 -print_final_stats=1 2>&1 | tail -n 4
-  return "${PIPESTATUS[0]}"
+    -timeout=20 -rss_limit_mb=3072 -max_len=1200000 -print_final_stats=1 \
+    -artifact_prefix="$build/$target-" >"$log" 2>&1 || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    # The sanitizer's report and the saved input (crash-*, leak-*, timeout-*, oom-*).
+    grep -v '^#[0-9]' "$log" | tail -n 60
+    echo "$target failed (exit $rc); reproduce: $build/tests/fuzz/$target INPUT"
+    return "$rc"
+  fi
+  tail -n 4 "$log"
 }
 run fuzz_header "$seeds/header"
 run fuzz_snapshot_table "$seeds/snapshot"
