@@ -1,19 +1,25 @@
 #!/usr/bin/python3
 """Differential test: random metadata damage, imgcheck check against qemu-img check.
 
-    diff_qemu.py --imgcheck PATH [--iterations N] [--seed S] [--keep DIR] [-v]
+    diff_qemu.py --imgcheck PATH [--iterations N] [--seed S] [--repair] [--keep DIR] [-v]
 
 Builds a few small images with qemu-img/qemu-io (v3 64 KiB with an internal snapshot, v2 4 KiB,
 refcount widths 1 and 64, extended L2, compressed clusters, a persistent bitmap), then, per
 iteration, copies one, damages one to three metadata words (header field, L1/L2 entry, refcount table or
 block entry, snapshot table field: random bit flips, zero, past the end of the file, misaligned,
-reserved or flag bits, refcount +-1) and runs both checkers on it.
+reserved or flag bits, refcount +-1), or cuts it short, and runs both checkers on it.
 
 They must agree as in the golden test: where qemu-img check could check the image (exit 0, 2
 or 3), the same exit code, the same leaks and corruptions non-zero iff qemu's; where qemu could
 not (exit 1), ours must still end cleanly. Always: no crash or signal, no exit >= 128, under
 10 s, image bytes unchanged. Differences are printed with the damage that caused them and the
 image is kept (--keep DIR) for a fixture. Exit 1 when any iteration disagreed.
+
+--repair: every damaged image qemu could check (exit 2 or 3) is also repaired, by
+`qemu-img check -r all` on one copy and by `imgcheck repair --all` on another (again with
+--allow-data-loss when qemu ended clean and we did not). Ours must never leave more errors than
+before, must end clean wherever qemu's repair does, must keep guest data (qemu-img compare)
+without --allow-data-loss, and `imgcheck undo` must restore the damaged bytes exactly.
 
 Known, deliberate differences (README, golden test) are not failures: the corrupt bit (we report
 it, exit 2; qemu checks on), an image qemu refuses to open (we may still check it).
@@ -207,8 +213,8 @@ def load(text):
         return None
 
 
-def compare(img, imgcheck):
-    """[] when the checkers agree, else the differences."""
+def compare(img, imgcheck, tally):
+    """[] when the checkers agree, else the differences. tally counts qemu's exit codes."""
     h = hashlib.sha256(open(img, 'rb').read()).hexdigest()
     q_rc, q_out, q_err, _ = run(['qemu-img', 'check', '--output', 'json', '-f', 'qcow2', img])
     rc, out, err, secs = run([imgcheck, 'check', '--no-guest', '--output', 'json', img])
@@ -219,6 +225,7 @@ def compare(img, imgcheck):
         return ['imgcheck crashed (exit %d): %s' % (rc, err.strip()[-300:])]
     if hashlib.sha256(open(img, 'rb').read()).hexdigest() != h:
         bad.append('image changed')
+    tally[q_rc] = tally.get(q_rc, 0) + 1
     js, q_js = load(out), load(q_out)
     if js is None:
         bad.append('no JSON from imgcheck (exit %d): %s' % (rc, (err or out).strip()[:200]))
@@ -238,12 +245,79 @@ def compare(img, imgcheck):
     return bad
 
 
+def qemu_state(img):
+    """(exit code, corruptions) of qemu-img check; exit None on timeout."""
+    rc, out, _, _ = run(['qemu-img', 'check', '--output', 'json', '-f', 'qcow2', img])
+    js = load(out) or {}
+    return rc, js.get('corruptions', 0) + js.get('check-errors', 0)
+
+
+def sha(path):
+    return hashlib.sha256(open(path, 'rb').read()).hexdigest()
+
+
+def compare_repair(img, imgcheck, work, tally):
+    """Repairs copies of a damaged image that qemu could check: ours never worse than before,
+    clean wherever `qemu-img check -r all` ends clean (with --allow-data-loss when the plain
+    repair names data it would not touch), guest data unchanged without --allow-data-loss,
+    and undo restores the damaged bytes."""
+    q_rc, q_bad = qemu_state(img)
+    if q_rc not in (2, 3):
+        return []
+    bad = []
+    qcopy = os.path.join(work, 'qemu-r.qcow2')
+    shutil.copyfile(img, qcopy)
+    run(['qemu-img', 'check', '-r', 'all', '-f', 'qcow2', qcopy])
+    q_after, _ = qemu_state(qcopy)
+    damaged = sha(img)
+    outcome = None
+    for extra in ([], ['--allow-data-loss']):
+        mine = os.path.join(work, 'ours-r.qcow2')
+        journal = mine + '.undo'
+        shutil.copyfile(img, mine)
+        if os.path.exists(journal):
+            os.unlink(journal)
+        rc, out, err, _ = run([imgcheck, 'repair', '--all', '--journal', journal, '--output', 'json']
+                              + extra + [mine])
+        tag = 'repair%s' % (' ' + extra[0] if extra else '')
+        if rc is None or rc < 0 or rc >= 128:
+            return bad + ['%s: crashed or timed out (exit %s): %s' % (tag, rc, err.strip()[-200:])]
+        after, after_bad = qemu_state(mine)
+        if after is None or (after not in (0, 2, 3) and sha(mine) != damaged):
+            bad.append('%s: qemu-img check cannot check the result (exit %s)' % (tag, after))
+        elif after_bad > q_bad:
+            bad.append('%s: worse, %d errors after, %d before' % (tag, after_bad, q_bad))
+        if not extra and after in (0, 3) and sha(mine) != damaged:
+            c_rc, _, _, _ = run(['qemu-img', 'compare', '-q', '-f', 'qcow2', '-F', 'qcow2', img, mine])
+            if c_rc == 1:
+                bad.append('%s: guest data changed without --allow-data-loss' % tag)
+        if sha(mine) != damaged:
+            if not os.path.exists(journal):
+                bad.append('%s: image written, no journal' % tag)
+            else:
+                u_rc, _, u_err, _ = run([imgcheck, 'undo', journal, mine])
+                if u_rc != 0 or sha(mine) != damaged:
+                    bad.append('%s: undo exit %s, bytes %s: %s' % (
+                        tag, u_rc, 'restored' if sha(mine) == damaged else 'NOT restored', u_err.strip()[:200]))
+        outcome = after
+        if after in (0, 3) or q_after not in (0, 3):
+            break  # clean (or leaks only), or qemu could not clean it either
+    key = 'repair: qemu -r all %s, ours %s' % ('clean' if q_after in (0, 3) else 'not clean',
+                                                'clean' if outcome in (0, 3) else 'not clean')
+    tally[key] = tally.get(key, 0) + 1
+    if q_after in (0, 3) and outcome not in (0, 3):
+        bad.append('qemu -r all ends clean (exit %s), ours does not (exit %s)' % (q_after, outcome))
+    return bad
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--imgcheck', required=True)
     ap.add_argument('--iterations', type=int, default=300)
     ap.add_argument('--seed', type=int, default=None)
     ap.add_argument('--keep', help='directory for the images that disagreed')
+    ap.add_argument('--repair', action='store_true',
+                    help='also repair each damaged image qemu could check, and compare with -r all')
     ap.add_argument('-v', '--verbose', action='store_true')
     a = ap.parse_args()
     seed = a.seed if a.seed is not None else random.randrange(1 << 30)
@@ -253,15 +327,23 @@ def main():
     try:
         bases = build_bases(work)
         names = sorted(bases)
-        failures = 0
+        failures, tally = 0, {}
         for i in range(a.iterations):
             name = rng.choice(names)
             img = os.path.join(work, 'it.qcow2')
             shutil.copyfile(bases[name], img)
             # mostly one damage, sometimes two or three (repairs meet combined damage too)
             tg, cs = targets(img)  # of the intact image: damage may make its layout absurd
-            what = ' + '.join(damage(img, tg, cs, rng) for _ in range(rng.choice((1, 1, 1, 2, 3))))
-            bad = compare(img, a.imgcheck)
+            if rng.random() < 0.1:  # a copy or download cut short
+                size = os.path.getsize(img)
+                cut = rng.choice((rng.randrange(size), rng.randrange(size // cs + 1) * cs))
+                os.truncate(img, cut)
+                what = 'truncated to %d of %d bytes' % (cut, size)
+            else:
+                what = ' + '.join(damage(img, tg, cs, rng) for _ in range(rng.choice((1, 1, 1, 2, 3))))
+            bad = compare(img, a.imgcheck, tally)
+            if a.repair:
+                bad += compare_repair(img, a.imgcheck, work, tally)
             if bad:
                 failures += 1
                 print('DIFF %d %s: %s: %s' % (i, name, what, '; '.join(bad)))
@@ -270,6 +352,8 @@ def main():
                     shutil.copyfile(img, os.path.join(a.keep, 'diff-%d-%d-%s.qcow2' % (seed, i, name)))
             elif a.verbose:
                 print('same %d %s: %s' % (i, name, what))
+        print('qemu-img check exit codes: %s (1 = could not check: only our own sanity compared)'
+              % ', '.join('%s: %d' % (k, v) for k, v in sorted(tally.items(), key=lambda kv: str(kv[0]))))
         print('%d iterations, %d agreed, %d differed (seed %d)' % (a.iterations, a.iterations - failures,
                                                                 failures, seed))
         return 1 if failures else 0
