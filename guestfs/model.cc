@@ -213,14 +213,29 @@ Guest Guest::Collect(Appliance& app, const std::vector<Disk>& vm_disks) {
 
 void Guest::DetectOs() {
   // A root filesystem has /etc with fstab, os-release or hosts, and /bin (a directory or a
-  // symlink to usr/bin); one with /etc/fstab wins.
-  const Filesystem* best = nullptr;
-  for (const Filesystem& f : filesystems) {
-    if (f.mount.empty() || !IsDir(f.device, "/etc")) continue;
-    bool etc_files = Exists(f.device, "/etc/fstab") || Exists(f.device, "/etc/os-release") ||
-                     Exists(f.device, "/etc/hosts");
-    if (!etc_files || !Exists(f.device, "/bin")) continue;
-    if (!best || (Exists(f.device, "/etc/fstab") && !Exists(best->device, "/etc/fstab"))) best = &f;
+  // symlink to usr/bin); one with /etc/fstab wins. On btrfs the root may be a subvolume below
+  // the top level (mounting without subvol= shows the top level): look one level down too.
+  auto has = [&](const Filesystem& f, const std::string& prefix, const char* path) {
+    return Exists(f.device, prefix + path);
+  };
+  Filesystem* best = nullptr;
+  std::string best_prefix;
+  for (Filesystem& f : filesystems) {
+    if (f.mount.empty()) continue;
+    std::vector<std::string> prefixes = {""};
+    if (f.type == "btrfs" && !IsDir(f.device, "/etc")) {
+      for (const std::string& e : List(f.device, "/")) prefixes.push_back("/" + e);
+    }
+    for (const std::string& prefix : prefixes) {
+      if (!IsDir(f.device, prefix + "/etc")) continue;
+      bool etc_files = has(f, prefix, "/etc/fstab") || has(f, prefix, "/etc/os-release") ||
+                       has(f, prefix, "/etc/hosts");
+      if (!etc_files || !has(f, prefix, "/bin")) continue;
+      if (!best || (has(f, prefix, "/etc/fstab") && !has(*best, best_prefix, "/etc/fstab"))) {
+        best = &f;
+        best_prefix = prefix;
+      }
+    }
   }
   if (!best) {
     for (const Filesystem& f : filesystems) {
@@ -231,6 +246,7 @@ void Guest::DetectOs() {
     }
     return;
   }
+  best->subvol = best_prefix;
   OsInfo info{best->device, "linux", "", "", 0, 0};
   std::map<std::string, std::string> rel;
   if (auto text = Read(best->device, "/etc/os-release")) {
@@ -294,7 +310,7 @@ const Filesystem* Guest::FindFs(const std::string& device) const {
 std::string Guest::MountPath(const std::string& fs, const std::string& path) const {
   const Filesystem* f = FindFs(fs);
   if (!f || f->mount.empty()) return "";
-  return f->mount + (path.starts_with("/") ? path : "/" + path);
+  return f->mount + f->subvol + (path.starts_with("/") ? path : "/" + path);
 }
 
 std::optional<std::string> Guest::Read(const std::string& fs, const std::string& path) const {

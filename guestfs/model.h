@@ -38,6 +38,9 @@ struct Filesystem {
   std::string device;  // /dev/sda1, /dev/centos/root, ...
   std::string type, uuid, label, partuuid, partlabel;
   std::string mount;  // where it is mounted in the appliance ("" if not mounted)
+  // btrfs root in a subvolume (Ubuntu "@", Fedora "root"): its path from the top level ("/@");
+  // guest paths on this filesystem are read below it. "" otherwise.
+  std::string subvol;
 };
 
 struct VolumeGroup {

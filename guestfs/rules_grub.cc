@@ -24,7 +24,13 @@ std::string Value(const std::vector<std::string>& args, const std::string& key) 
 
 void CheckFile(const Guest& g, Reporter& r, const BootEntry& e, const std::string& path, P code) {
   fsck::Fields f{.name = e.title, .file = e.file, .line = e.line, .evidence = path};
-  auto size = e.fs ? g.Size(e.fs->device, path) : std::nullopt;
+  // GRUB names files from the filesystem's top level: on a btrfs root in a subvolume the path
+  // starts with the subvolume ("/@/boot/vmlinuz-..."), which our reads already add.
+  std::string in_fs = path;
+  if (e.fs && !e.fs->subvol.empty() && path.starts_with(e.fs->subvol + "/")) {
+    in_fs = path.substr(e.fs->subvol.size());
+  }
+  auto size = e.fs ? g.Size(e.fs->device, in_fs) : std::nullopt;
   if (size && *size > 0) return;
   f.detail = !size ? fmt::format("does not exist on {}", e.fs ? Describe(g, *e.fs) : "?")
                    : std::string("is empty");
