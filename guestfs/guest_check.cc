@@ -86,6 +86,11 @@ GuestRun RunGuest(const std::vector<fsck::CheckResult*>& results, const GuestOpt
   if (!g.os || !g.RootFs()) {
     std::string detail = "libguestfs found no root filesystem";
     for (const std::string& n : g.notes) detail += "; " + n;
+    for (const Filesystem& f : g.filesystems) {
+      if (f.type == "crypto_LUKS") {
+        detail += fmt::format("; {} is LUKS-encrypted (not opened: no key)", f.device);
+      }
+    }
     if (g.filesystems.empty()) detail += "; no filesystems on the disks";
     rep.Report(fsck::P::kGuestNoOs, fsck::Fields{.detail = detail});
   } else {

@@ -82,6 +82,25 @@ void CheckFstab(const Guest& g, Reporter& r) {
   if (!text) return;  // no fstab: systemd mounts the root from the kernel command line
   std::set<std::string> root_disks = DisksOf(g, *root);
   std::map<std::string, uint64_t> seen;  // mount point -> line
+  // Encrypted volumes: /etc/crypttab names the /dev/mapper devices opened at boot; their contents
+  // (and the filesystems inside LUKS containers) cannot be read without the key.
+  std::map<std::string, std::string> crypt;  // mapper name -> source device spec
+  if (auto ct = g.Read(root->device, "/etc/crypttab")) {
+    std::istringstream cin(*ct);
+    for (std::string l; std::getline(cin, l);) {
+      std::vector<std::string> cw = SplitWords(l.substr(0, l.find('#')));
+      if (cw.size() >= 2) crypt[cw[0]] = cw[1];
+    }
+  }
+  std::vector<std::string> sealed;  // LUKS containers on the disks, as "vda4"
+  for (const Filesystem& f : g.filesystems) {
+    if (f.type == "crypto_LUKS") sealed.push_back(GuestName(g, f.device));
+  }
+  auto crypt_name = [&](const std::string& spec) -> const std::string* {
+    if (!spec.starts_with("/dev/mapper/")) return nullptr;
+    auto it = crypt.find(spec.substr(12));
+    return it == crypt.end() ? nullptr : &it->second;
+  };
   std::istringstream in(*text);
   uint64_t n = 0;
   for (std::string line; std::getline(in, line);) {
@@ -117,6 +136,20 @@ void CheckFstab(const Guest& g, Reporter& r) {
     if (kPseudo.count(type) || kPseudo.count(spec) || mnt.starts_with("/proc") ||
         mnt.starts_with("/sys") || (mnt.starts_with("/dev") && mnt != "/dev") ||
         spec.starts_with("/dev/fd") || spec.starts_with("/dev/cdrom") || spec.starts_with("/dev/sr")) {
+      continue;
+    }
+    if (const std::string* source = crypt_name(spec)) {
+      // Opened from crypttab at boot: its contents are out of reach, but a LUKS source must
+      // exist. (A swap with a random key has no header and no blkid tags to find it by.)
+      if (type == "swap") continue;
+      if (!Judgeable(*source) && !RawKernelName(*source)) continue;
+      if (g.Resolve(*source)) continue;
+      fsck::Fields f = base;
+      f.evidence = *source;
+      if (optional) f.severity = fsck::Severity::kWarning;
+      f.detail = fmt::format(" (it is the source of {} in /etc/crypttab)", spec);
+      f.fix = "point /etc/crypttab at the encrypted volume by its UUID=";
+      r.Report(P::kFstabUnresolved, f);
       continue;
     }
     if (type == "swap") {
@@ -160,9 +193,14 @@ void CheckFstab(const Guest& g, Reporter& r) {
       if (!fs) {
         fsck::Fields f = base;
         f.evidence = spec;
-        if (optional) f.severity = fsck::Severity::kWarning;
+        if (optional || !sealed.empty()) f.severity = fsck::Severity::kWarning;
         f.detail = optional ? " (nofail: the VM boots without it)"
                             : ": the VM stops in the emergency shell at boot";
+        if (!sealed.empty()) {
+          f.detail = fmt::format("; it may be the filesystem inside the encrypted LUKS volume on "
+                                 "{}, which cannot be opened without its key",
+                                 fmt::join(sealed, ", "));
+        }
         std::vector<std::string> candidates;
         for (const Filesystem& c : g.filesystems) {
           if (TypeMatches(type, c.type) && !c.uuid.empty()) {
@@ -174,6 +212,10 @@ void CheckFstab(const Guest& g, Reporter& r) {
                     ? "remove the entry, or add nofail if the device is optional"
                     : fmt::format("use one of the {} filesystems present: {}", type,
                                   fmt::join(candidates, ", "));
+        if (!sealed.empty()) {
+          f.fix = "check the UUID against the filesystem inside the encrypted volume (cryptsetup "
+                  "open, then blkid), or mount it by its /dev/mapper name from /etc/crypttab";
+        }
         r.Report(P::kFstabUnresolved, f);
         continue;
       }
