@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -397,6 +398,14 @@ tl::expected<Policy, std::string> ParsePolicy(std::string_view text, std::string
 }
 
 tl::expected<Policy, std::string> LoadPolicy(const std::string& path) {
+  // A policy is a small text file: refuse FIFOs and devices (they could block or never end).
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
+    return tl::unexpected(fmt::format("{}: the policy is not a regular file", path));
+  }
+  if (std::filesystem::is_regular_file(path, ec) && std::filesystem::file_size(path, ec) > (16u << 20)) {
+    return tl::unexpected(fmt::format("{}: the policy file is larger than 16 MiB", path));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return tl::unexpected(fmt::format("{}: cannot read the policy file", path));
   std::stringstream text;

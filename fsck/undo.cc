@@ -151,10 +151,22 @@ Result<void> WriteJournal(const Journal& j, const std::string& path) {
 }
 
 Result<Journal> ReadJournal(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO must not block
   if (fd < 0) return tl::unexpected(Sys("cannot open journal " + path));
   struct stat st {};
-  ::fstat(fd, &st);
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Fail(ErrorKind::kInvalid, path + ": the journal is not a regular file");
+  }
+  // Journals hold the original bytes of metadata regions only; anything larger is not ours,
+  // and reading it whole would take unbounded memory.
+  constexpr uint64_t kMaxJournal = uint64_t{4} << 30;
+  if (static_cast<uint64_t>(st.st_size) > kMaxJournal) {
+    ::close(fd);
+    return Fail(ErrorKind::kInvalid, fmt::format("{} is not a valid imgcheck journal: {} bytes, "
+                                                 "more than any journal ({} GiB)",
+                                                 path, st.st_size, kMaxJournal >> 30));
+  }
   std::vector<uint8_t> buf(static_cast<size_t>(st.st_size));
   auto rr = PreadAll(fd, 0, buf);
   ::close(fd);

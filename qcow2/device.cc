@@ -17,7 +17,9 @@ Result<std::vector<uint8_t>> Device::ReadVec(uint64_t offset, size_t length) con
 }
 
 Result<std::unique_ptr<FileDevice>> FileDevice::Open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  // O_NONBLOCK: opening a FIFO (or a tty) named as an image must not wait for a writer; the
+  // type is checked right after, and the flag cleared for the regular file or block device.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
     int e = errno;
     return Fail(ErrorKind::kIo, "cannot open " + path + ": " + std::strerror(e), e);
@@ -32,6 +34,7 @@ Result<std::unique_ptr<FileDevice>> FileDevice::Open(const std::string& path) {
     ::close(fd);
     return Fail(ErrorKind::kInvalid, path + ": not a regular file or block device");
   }
+  if (int fl = ::fcntl(fd, F_GETFL); fl >= 0) ::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
   uint64_t size = static_cast<uint64_t>(st.st_size);
   if (S_ISBLK(st.st_mode)) {
     off_t end = ::lseek(fd, 0, SEEK_END);
