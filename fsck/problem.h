@@ -139,6 +139,7 @@ enum class P : uint16_t {
   kPartNoBiosBoot = 9508,
   kFsDirtyJournal = 9601,
   kFsCorrupt = 9602,
+  kFsCheckIncomplete = 9603,
   kHygieneMachineId = 9701,
   kHygieneSshHostKeys = 9702,
   kHygieneCloudInitState = 9703,

@@ -11,6 +11,10 @@
 
 namespace imgcheck::guest {
 
+// A filesystem check that takes longer is stopped (big filesystems under TCG): the rest of the
+// guest checks still run. `timeout` exits 124 when it stops the command.
+constexpr int kFsCheckSeconds = 300;
+
 void CheckFilesystems(const Guest& g, Reporter& r) {
   using fsck::P;
   std::string script = "mkdir -p /tmp/imgcheck-replay; ";
@@ -24,17 +28,17 @@ void CheckFilesystems(const Guest& g, Reporter& r) {
           "echo imgcheck-fs={1}; "
           "if dumpe2fs -h {0} 2>/dev/null | grep -q needs_recovery; then echo dirty=1; "
           "mount {0} /tmp/imgcheck-replay && umount /tmp/imgcheck-replay; fi; "
-          "e2fsck -n -f {0} >/tmp/imgcheck-fsck.out 2>&1; echo rc=$?; "
+          "timeout {2} e2fsck -n -f {0} >/tmp/imgcheck-fsck.out 2>&1; echo rc=$?; "
           "tail -n 3 /tmp/imgcheck-fsck.out | sed 's/^/out=/'; ",
-          d, f.device);
+          d, f.device, kFsCheckSeconds);
     } else if (f.type == "xfs") {
       script += fmt::format(
-          "echo imgcheck-fs={1}; xfs_repair -n {0} >/tmp/imgcheck-fsck.out 2>&1; rc=$?; "
+          "echo imgcheck-fs={1}; timeout {2} xfs_repair -n {0} >/tmp/imgcheck-fsck.out 2>&1; rc=$?; "
           "if grep -q 'valuable metadata changes in a log' /tmp/imgcheck-fsck.out; then "
           "echo dirty=1; mount {0} /tmp/imgcheck-replay && umount /tmp/imgcheck-replay; "
-          "xfs_repair -n {0} >/tmp/imgcheck-fsck.out 2>&1; rc=$?; fi; echo rc=$rc; "
+          "timeout {2} xfs_repair -n {0} >/tmp/imgcheck-fsck.out 2>&1; rc=$?; fi; echo rc=$rc; "
           "tail -n 3 /tmp/imgcheck-fsck.out | sed 's/^/out=/'; ",
-          d, f.device);
+          d, f.device, kFsCheckSeconds);
     } else {
       continue;
     }
@@ -63,6 +67,12 @@ void CheckFilesystems(const Guest& g, Reporter& r) {
     bool ext = f->type != "xfs";
     fsck::Fields base{.name = GuestName(g, f->device), .other = f->type};
     if (res.dirty) r.Report(P::kFsDirtyJournal, base);
+    if (res.rc == 124) {
+      base.detail = fmt::format("{} was stopped after {} s", ext ? "e2fsck -n" : "xfs_repair -n",
+                                kFsCheckSeconds);
+      r.Report(P::kFsCheckIncomplete, base);
+      continue;
+    }
     bool corrupt = ext ? (res.rc & 4) != 0 : res.rc == 1;
     if (!corrupt) continue;
     base.detail = fmt::format("{} exited {}: {}", ext ? "e2fsck -n" : "xfs_repair -n", res.rc,
