@@ -159,8 +159,14 @@ void ValidateTables(Header& h) {
     invalid(fmt::format("refcount_table_clusters {} is too large (QEMU allows {} bytes)",
                         h.refcount_table_clusters, kMaxReftableBytes));
   }
-  if (h.refcount_table_offset % cs || h.refcount_table_offset >= (1ull << 62)) {
-    invalid(fmt::format("refcount_table_offset 0x{:x} is invalid (must be cluster aligned)",
+  // As QEMU validates tables: aligned, and offset + size within INT64_MAX. (An offset past the
+  // end of the file is not a header error: the table reads as zeros, every refcount is then 0,
+  // and the check reports it.)
+  uint64_t rt_bytes = uint64_t{h.refcount_table_clusters} * cs;
+  if (h.refcount_table_offset % cs || rt_bytes > kInt64Max ||
+      h.refcount_table_offset > kInt64Max - rt_bytes) {
+    invalid(fmt::format("refcount_table_offset 0x{:x} is invalid (must be cluster aligned, and "
+                        "the table must end below 2^63)",
                         h.refcount_table_offset));
   }
   // The snapshot table is validated by the snapshot pass: QEMU defers it in check mode.

@@ -83,6 +83,7 @@ inline constexpr uint32_t kMaxClusterBits = 21;  // 2 MiB: QEMU's allocation and
 inline constexpr uint32_t kMinExtL2ClusterBits = 14;  // 32 subclusters of >= 512 B
 inline constexpr uint32_t kMaxRefcountOrder = 6;      // 64-bit refcounts
 inline constexpr uint64_t kMaxL1Bytes = 32ull << 20;  // QCOW_MAX_L1_SIZE
+inline constexpr uint64_t kInt64Max = 0x7fffffffffffffffull;  // QEMU bounds file offsets by it
 inline constexpr uint64_t kMaxReftableBytes = 8ull << 20;  // QCOW_MAX_REFTABLE_SIZE
 inline constexpr uint32_t kMaxSnapshots = 65536;            // QCOW_MAX_SNAPSHOTS
 inline constexpr uint64_t kMaxSnapshotTableBytes = 64ull << 20;

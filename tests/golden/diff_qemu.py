@@ -4,7 +4,8 @@
     diff_qemu.py --imgcheck PATH [--iterations N] [--seed S] [--repair] [--keep DIR] [-v]
 
 Builds a few small images with qemu-img/qemu-io (v3 64 KiB with an internal snapshot, v2 4 KiB,
-refcount widths 1 and 64, extended L2, compressed clusters, a persistent bitmap), then, per
+refcount widths 1 and 64, extended L2, zlib and zstd compressed clusters, 2 MiB clusters, a
+persistent bitmap, an overlay on a backing file), then, per
 iteration, copies one, damages one to three metadata words (header field, L1/L2 entry, refcount table or
 block entry, snapshot table field: random bit flips, zero, past the end of the file, misaligned,
 reserved or flag bits, refcount +-1), or cuts it short, and runs both checkers on it.
@@ -86,6 +87,13 @@ def build_bases(d):
     sh('qemu-img', 'convert', '-q', '-c', '-f', 'raw', '-O', 'qcow2', raw, pc)
     qemu_io(pc, 'write -P 0x66 64k 64k')
     bases['compressed'] = pc
+    pz = os.path.join(d, 'zstd.qcow2')
+    sh('qemu-img', 'convert', '-q', '-c', '-f', 'raw', '-O', 'qcow2', '-o', 'compression_type=zstd', raw, pz)
+    bases['zstd'] = pz
+    make('c2m', 'cluster_size=2097152', size='128M', writes=['write -P 0x11 0 3M', 'write -P 0x22 64M 1M'])
+    base = bases['v2-4k']
+    make('overlay', 'backing_file=%s,backing_fmt=qcow2,cluster_size=16384' % base, size='16M',
+         writes=['write -P 0x77 4k 40k', 'write -z 8M 16k'])
     return bases
 
 
