@@ -92,7 +92,7 @@ void CheckFstab(const Guest& g, Reporter& r) {
       if (cw.size() >= 2) crypt[cw[0]] = cw[1];
     }
   }
-  std::vector<std::string> sealed;  // LUKS containers on the disks, as "vda4"
+  std::vector<std::string> sealed;  // LUKS containers on the disks ("/dev/vda4")
   for (const Filesystem& f : g.filesystems) {
     if (f.type == "crypto_LUKS") sealed.push_back(GuestName(g, f.device));
   }
@@ -193,10 +193,13 @@ void CheckFstab(const Guest& g, Reporter& r) {
       if (!fs) {
         fsck::Fields f = base;
         f.evidence = spec;
-        if (optional || !sealed.empty()) f.severity = fsck::Severity::kWarning;
+        // GRUB and the firmware read / (found already), /boot and the ESP: never inside a LUKS
+        // volume opened from crypttab.
+        bool maybe_sealed = !sealed.empty() && mnt != "/" && mnt != "/boot" && mnt != "/boot/efi";
+        if (optional || maybe_sealed) f.severity = fsck::Severity::kWarning;
         f.detail = optional ? " (nofail: the VM boots without it)"
                             : ": the VM stops in the emergency shell at boot";
-        if (!sealed.empty()) {
+        if (maybe_sealed) {
           f.detail = fmt::format("; it may be the filesystem inside the encrypted LUKS volume on "
                                  "{}, which cannot be opened without its key",
                                  fmt::join(sealed, ", "));
@@ -212,7 +215,7 @@ void CheckFstab(const Guest& g, Reporter& r) {
                     ? "remove the entry, or add nofail if the device is optional"
                     : fmt::format("use one of the {} filesystems present: {}", type,
                                   fmt::join(candidates, ", "));
-        if (!sealed.empty()) {
+        if (maybe_sealed) {
           f.fix = "check the UUID against the filesystem inside the encrypted volume (cryptsetup "
                   "open, then blkid), or mount it by its /dev/mapper name from /etc/crypttab";
         }
