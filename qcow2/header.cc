@@ -57,7 +57,7 @@ void ParseExtensions(ByteView bytes, Header& h) {
                 fmt::format("backing format extension length {} is too large (QEMU allows {})",
                             len, kMaxBackingFormatBytes));
         } else {
-          h.backing_format = std::string(data.begin(), data.end());
+          h.backing_format = std::string(data.begin(), std::find(data.begin(), data.end(), uint8_t{0}));
         }
         break;
       case kExtFeatureTable: {
@@ -120,7 +120,7 @@ void ParseExtensions(ByteView bytes, Header& h) {
         break;
       }
       case kExtDataFile:
-        h.data_file = std::string(data.begin(), data.end());
+        h.data_file = std::string(data.begin(), std::find(data.begin(), data.end(), uint8_t{0}));
         break;
       default:
         Issue(h, Kind::kExtensionUnknown, false,
@@ -316,7 +316,16 @@ Result<Header> ParseHeader(ByteView bytes) {
                                                          ? bytes.size() - h.backing_file_offset
                                                          : 0);
     ByteView name = bytes.subspan(static_cast<size_t>(h.backing_file_offset), n);
-    h.backing_file.assign(name.begin(), name.end());
+    // QEMU takes the name as a C string: it ends at the first NUL (all NULs: no backing file).
+    auto nul = std::find(name.begin(), name.end(), uint8_t{0});
+    h.backing_file.assign(name.begin(), nul);
+    if (nul != name.end()) {
+      Issue(h, Kind::kOddField, false,
+            fmt::format("the backing file name ({} bytes) has a NUL byte at {}: QEMU uses {}", n,
+                        nul - name.begin(),
+                        h.backing_file.empty() ? std::string("no backing file")
+                                               : "the name before it: " + h.backing_file));
+    }
   }
   return h;
 }
