@@ -218,8 +218,10 @@ void Guest::DetectOs() {
   auto has = [&](const Filesystem& f, const std::string& prefix, const char* path) {
     return Exists(f.device, prefix + path);
   };
+  // (Each test is an appliance round trip: none is asked twice.)
   Filesystem* best = nullptr;
   std::string best_prefix;
+  bool best_fstab = false;
   for (Filesystem& f : filesystems) {
     if (f.mount.empty()) continue;
     std::vector<std::string> prefixes = {""};
@@ -228,12 +230,13 @@ void Guest::DetectOs() {
     }
     for (const std::string& prefix : prefixes) {
       if (!IsDir(f.device, prefix + "/etc")) continue;
-      bool etc_files = has(f, prefix, "/etc/fstab") || has(f, prefix, "/etc/os-release") ||
-                       has(f, prefix, "/etc/hosts");
+      bool fstab = has(f, prefix, "/etc/fstab");
+      bool etc_files = fstab || has(f, prefix, "/etc/os-release") || has(f, prefix, "/etc/hosts");
       if (!etc_files || !has(f, prefix, "/bin")) continue;
-      if (!best || (has(f, prefix, "/etc/fstab") && !has(*best, best_prefix, "/etc/fstab"))) {
+      if (!best || (fstab && !best_fstab)) {
         best = &f;
         best_prefix = prefix;
+        best_fstab = fstab;
       }
     }
   }

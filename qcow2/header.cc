@@ -13,6 +13,7 @@ void Issue(Header& h, Kind kind, bool fatal, std::string msg) {
   h.issues.push_back(HeaderIssue{kind, fatal, std::move(msg)});
 }
 
+// A name as QEMU reads it: a C string, ending at the first NUL (or the field's end).
 std::string FixedName(ByteView b) {
   auto end = std::find(b.begin(), b.end(), uint8_t{0});
   return std::string(b.begin(), end);
@@ -57,7 +58,7 @@ void ParseExtensions(ByteView bytes, Header& h) {
                 fmt::format("backing format extension length {} is too large (QEMU allows {})",
                             len, kMaxBackingFormatBytes));
         } else {
-          h.backing_format = std::string(data.begin(), std::find(data.begin(), data.end(), uint8_t{0}));
+          h.backing_format = FixedName(data);
         }
         break;
       case kExtFeatureTable: {
@@ -120,7 +121,7 @@ void ParseExtensions(ByteView bytes, Header& h) {
         break;
       }
       case kExtDataFile:
-        h.data_file = std::string(data.begin(), std::find(data.begin(), data.end(), uint8_t{0}));
+        h.data_file = FixedName(data);
         break;
       default:
         Issue(h, Kind::kExtensionUnknown, false,
@@ -317,12 +318,11 @@ Result<Header> ParseHeader(ByteView bytes) {
                                                          : 0);
     ByteView name = bytes.subspan(static_cast<size_t>(h.backing_file_offset), n);
     // QEMU takes the name as a C string: it ends at the first NUL (all NULs: no backing file).
-    auto nul = std::find(name.begin(), name.end(), uint8_t{0});
-    h.backing_file.assign(name.begin(), nul);
-    if (nul != name.end()) {
+    h.backing_file = FixedName(name);
+    if (h.backing_file.size() < n) {
       Issue(h, Kind::kOddField, false,
             fmt::format("the backing file name ({} bytes) has a NUL byte at {}: QEMU uses {}", n,
-                        nul - name.begin(),
+                        h.backing_file.size(),
                         h.backing_file.empty() ? std::string("no backing file")
                                                : "the name before it: " + h.backing_file));
     }
