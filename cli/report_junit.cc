@@ -1,5 +1,5 @@
 // JUnit XML for CI systems (Jenkins, GitLab, Azure, ...), valid against the Ant JUnit schema
-// (../shared/schemas/junit.xsd). Layout:
+// (tests/schemas/junit.xsd). Layout:
 //   <testsuites> one <testsuite> per image (name and package = the image path), with
 //     <properties>: the qemu-img check counters and the exit code;
 //     one <testcase> per check family (classname = IMAGE.FAMILY, families from slug prefixes)

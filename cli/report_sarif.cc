@@ -1,5 +1,5 @@
 // SARIF 2.1.0 for GitHub code scanning (and any SARIF viewer), valid against
-// ../shared/schemas/sarif-schema-2.1.0.json. One run; the driver's rules are the whole problem
+// tests/schemas/sarif-schema-2.1.0.json. One run; the driver's rules are the whole problem
 // table (id = slug, default level from the severity), so a result's ruleIndex is its row.
 // Results: one per listed finding, located in the image file it is about (a backing file's
 // finding is located in the backing file). Binary files have no lines: region.startLine is 1

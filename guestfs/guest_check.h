@@ -6,11 +6,15 @@
 #include <vector>
 
 #include "fsck/report.h"
+#include "vm/machine.h"
 
 namespace imgcheck::guest {
 
 struct GuestOptions {
   bool verbose = false;
+  // How the VM attaches the disks (bus, predicted guest names, firmware). Without a domain,
+  // vm::DefaultMachine: libvirt's defaults, which the rules say they assumed.
+  vm::Machine machine;
 };
 
 using GuestRun = fsck::GuestSummary;

@@ -17,7 +17,7 @@ XML-hostile characters and invalid UTF-8 in its name. Checks:
   - guest-broken images (fixtures/build_guests.py, needs guestfish; --guest auto runs them
     when guestfish is installed): reports validate, guest findings carry their file and line,
     and [guest] fstab_require_stable_names makes fstab.raw-device an error.
-DIR defaults to <repo>/../shared/schemas. Prints `PASS|FAIL name: reason` per case and
+DIR defaults to <repo>/tests/schemas. Prints `PASS|FAIL name: reason` per case and
 `N passed, M failed` last.
 """
 import argparse
@@ -414,7 +414,7 @@ def build_guests(root):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     ap.add_argument('--imgcheck', required=True)
-    ap.add_argument('--schemas', default=os.path.join(REPO, '..', 'shared', 'schemas'))
+    ap.add_argument('--schemas', default=os.path.join(REPO, 'tests', 'schemas'))
     ap.add_argument('--guest', choices=['auto', 'yes', 'no'], default='auto')
     ap.add_argument('--keep', action='store_true', help='keep the temporary directory')
     a = ap.parse_args()
