@@ -22,6 +22,8 @@
 #include "cli/repair_cmd.h"
 #include "cli/report.h"
 #include "fsck/chain.h"
+#include "vm/checks.h"
+#include "vm/resolve.h"
 
 namespace {
 
@@ -67,9 +69,68 @@ void ApplyLimits(unsigned timeout, bool untrusted) {
   }
 }
 
-int RunCheck(const std::vector<std::string>& images, const cli::CheckRunOptions& run,
+// The options every command that names a VM shares: its disks (IMAGEs, or a domain) and how
+// they are attached (vm/resolve.h builds the VM from them).
+struct VmArgs {
+  vm::MachineArgs machine;
+  std::string bus;
+  void Add(CLI::App* cmd, bool domain) {
+    cmd->add_option("-f,--format", machine.format,
+                    "declared format of the IMAGEs: used, never probed (qcow2 or raw)")
+        ->check(CLI::IsMember({"qcow2", "raw"}));
+    if (!domain) return;
+    cmd->add_option("--domain-xml", machine.domain_xml,
+                    "libvirt domain XML (virsh dumpxml) naming the disks; - for standard input");
+    cmd->add_option("-d,--domain", machine.domain,
+                    "libvirt domain NAME, read through libvirt (read-only, inactive XML)");
+    cmd->add_option("-c,--connect", machine.connect, "libvirt URI for -d (e.g. qemu:///system)");
+    cmd->add_option("--bus", bus, "how the IMAGEs are attached without a domain (default virtio)")
+        ->check(CLI::IsMember({"virtio", "virtio-scsi", "sata", "scsi", "ide", "nvme", "usb"}));
+  }
+  // The VM, or one line on stderr and nullopt (exit 1).
+  std::optional<vm::Machine> Resolve(const std::vector<std::string>& images) {
+    machine.images = images;
+    if (!bus.empty()) machine.bus = vm::ParseBus(bus);
+    auto m = vm::ResolveMachine(machine);
+    if (!m) {
+      fmt::print(stderr, "imgcheck: {}\n", m.error().message);
+      return std::nullopt;
+    }
+    if (vm::CheckableDisks(*m).empty()) {
+      fmt::print(stderr, "imgcheck: {}\n",
+                 m->assumed ? "no IMAGE given (or a domain: --domain-xml FILE, -d NAME)"
+                            : fmt::format("domain {} has no disk that can be checked offline",
+                                          m->domain));
+      return std::nullopt;
+    }
+    return std::move(*m);
+  }
+};
+
+// How `check` treats disk `d` of the VM: its chain options with the declared format.
+fsck::ChainOptions DiskChain(const fsck::ChainOptions& chain, const vm::Machine& m,
+                             const vm::Disk& d) {
+  fsck::ChainOptions c = chain;
+  if (d.format) c.format = fsck::DeclaredFormat{*d.format, !m.assumed};
+  return c;
+}
+
+// The VM of the disks `from`..`to` of `m` (with --batch, each IMAGE is its own VM).
+vm::Machine Part(const vm::Machine& m, size_t from, size_t to) {
+  if (from == 0 && to == m.disks.size()) return m;
+  vm::Machine part = m;
+  part.disks.assign(m.disks.begin() + static_cast<ptrdiff_t>(from),
+                    m.disks.begin() + static_cast<ptrdiff_t>(to));
+  vm::PredictGuestNames(part);
+  return part;
+}
+
+int RunCheck(const vm::Machine& machine, const cli::CheckRunOptions& run,
              const fsck::CheckOptions& opts, const fsck::ChainOptions& chain,
-             const std::optional<cli::Policy>& policy) {
+             const vm::VmCheckOptions& vm_opts, const std::optional<cli::Policy>& policy) {
+  std::vector<const vm::Disk*> disks = vm::CheckableDisks(machine);
+  std::vector<std::string> images;
+  for (const vm::Disk* d : disks) images.push_back(d->path);
   int worst = 0;
   cli::TextOptions text{.color = isatty(STDOUT_FILENO) && !std::getenv("NO_COLOR"),
                         .quiet = run.quiet,
@@ -85,11 +146,21 @@ int RunCheck(const std::vector<std::string>& images, const cli::CheckRunOptions&
       images.size(), cli::Workers(run.jobs, images.size()),
       [&](size_t i) {
         auto t0 = std::chrono::steady_clock::now();
-        results[i] = fsck::CheckChain(images[i], opts, chain);
+        results[i] = fsck::CheckChain(images[i], opts, DiskChain(chain, machine, *disks[i]));
         info.seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
                               .count();
       },
       [&](size_t done) { progress.Update(done, "format checks"); });
+  // The VM definition against its disks (vm/checks.h): chains as declared, permissions, ...
+  if (run.batch) {
+    for (size_t i = 0; i < results.size(); ++i) {
+      std::vector<fsck::CheckResult> one{std::move(results[i])};
+      vm::CheckVm(Part(machine, i, i + 1), one, vm_opts);
+      results[i] = std::move(one.front());
+    }
+  } else {
+    vm::CheckVm(machine, results, vm_opts);
+  }
   // 2. Guest checks (guestfs/) add their findings to these results: one appliance per VM; the
   //    IMAGEs are the disks of one VM, or with --batch each is its own VM.
   if (!run.no_guest) {
@@ -101,7 +172,10 @@ int RunCheck(const std::vector<std::string>& images, const cli::CheckRunOptions&
     size_t done = 0;
     for (const auto& vm : vms) {
       progress.Update(done, "guest checks");
-      guest::GuestRun g = guest::RunGuestChecks(vm, guest::GuestOptions{.verbose = run.verbose});
+      // A network disk (not in the appliance) still takes its guest name: the machine is whole.
+      vm::Machine m = run.batch ? Part(machine, done, done + 1) : machine;
+      guest::GuestRun g =
+          guest::RunGuestChecks(vm, guest::GuestOptions{.verbose = run.verbose, .machine = m});
       done += vm.size();
       if (!g.ran) {
         progress.Clear();
@@ -157,7 +231,14 @@ int main(int argc, char** argv) {
   std::string policy_path;
   bool check_no_progress = false;
   fsck::CheckOptions opts;
-  check->add_option("IMAGE", images, "image files (the disks of one VM, in order)")->required();
+  check->add_option("IMAGE", images, "image files (the disks of one VM, in order)");
+  VmArgs check_vm;
+  check_vm.Add(check, true);
+  vm::VmCheckOptions vm_opts;
+  check->add_option("--qemu-user", vm_opts.qemu_user,
+                    "USER[:GROUP] QEMU runs as (default: the domain's DAC label, qemu.conf, the "
+                    "distribution's default); also asks for the permission checks without a "
+                    "domain");
   check->add_option("--output", run.output, "human (default), json, junit or sarif")
       ->check(CLI::IsMember({"human", "json", "junit", "sarif"}));
   check->add_flag("-q,--quiet", run.quiet, "print only the summary line");
@@ -182,7 +263,9 @@ int main(int argc, char** argv) {
   auto* info = app.add_subcommand("info", "show everything about an image and its chain");
   std::string info_image, info_output = "human";
   fsck::ChainOptions info_chain;
-  info->add_option("IMAGE", info_image, "image file")->required();
+  info->add_option("IMAGE", info_image, "image file");
+  VmArgs info_vm;
+  info_vm.Add(info, true);
   info->add_option("--output", info_output, "human (default) or json")
       ->check(CLI::IsMember({"human", "json"}));
   info->add_flag("--untrusted", info_chain.untrusted, "open nothing but the named file");
@@ -193,6 +276,9 @@ int main(int argc, char** argv) {
   fsck::ApplyOptions ao;
   bool leaks_only = false, all = false, no_progress = false;
   repair->add_option("IMAGE", repair_image, "image file")->required();
+  repair->add_option("-f,--format", ro.format,
+                     "declared format: qcow2 (repaired) or raw (refused, never written)")
+      ->check(CLI::IsMember({"qcow2", "raw"}));
   auto* leaks_flag = repair->add_flag("--leaks", leaks_only, "only fix leaked clusters");
   repair->add_flag("--all", all, "every fix that keeps guest data (default)")->excludes(leaks_flag);
   repair->add_flag("--dry-run", ao.dry_run, "print the plan, write nothing");
@@ -236,8 +322,14 @@ int main(int argc, char** argv) {
     run.progress = !check_no_progress && run.output == "human" && isatty(STDOUT_FILENO) &&
                    isatty(STDERR_FILENO);
     if (chain.untrusted && !timeout) timeout = 60;
+    if (run.batch && (check_vm.machine.domain_xml || check_vm.machine.domain)) {
+      fmt::print(stderr, "imgcheck: --batch checks IMAGEs as separate VMs; a domain is one VM\n");
+      return 1;
+    }
+    auto machine = check_vm.Resolve(images);
+    if (!machine) return 1;
     ApplyLimits(timeout, chain.untrusted);
-    return RunCheck(images, run, opts, chain, policy);
+    return RunCheck(*machine, run, opts, chain, vm_opts, policy);
   }
   if (repair->parsed()) {
     ro.mode = leaks_only ? fsck::RepairMode::kLeaks : fsck::RepairMode::kAll;
@@ -248,15 +340,40 @@ int main(int argc, char** argv) {
   }
   if (undo->parsed()) return cli::RunUndo(journal, undo_image, undo_dry, undo_output == "json");
   if (info->parsed()) {
+    auto machine = info_vm.Resolve(info_image.empty() ? std::vector<std::string>{}
+                                                      : std::vector<std::string>{info_image});
+    if (!machine) return 1;
     ApplyLimits(info_chain.untrusted ? 60 : 0, info_chain.untrusted);
-    fsck::ImageInfo i = fsck::CollectInfo(info_image, info_chain);
-    if (i.failure) fmt::print(stderr, "imgcheck: {}: {}\n", info_image, *i.failure);
-    if (info_output == "json") {
-      fmt::print("{}\n", cli::InfoToJson(i).dump(2));
-    } else {
-      cli::PrintInfoText(stdout, i);
+    std::vector<fsck::ImageInfo> infos;
+    for (const vm::Disk* d : vm::CheckableDisks(*machine)) {
+      infos.push_back(fsck::CollectInfo(d->path, DiskChain(info_chain, *machine, *d)));
+      if (infos.back().failure) {
+        fmt::print(stderr, "imgcheck: {}: {}\n", d->path, *infos.back().failure);
+      }
     }
-    return i.failure ? 1 : 0;
+    bool failed = std::any_of(infos.begin(), infos.end(),
+                              [](const fsck::ImageInfo& i) { return i.failure.has_value(); });
+    if (machine->assumed) {  // one image: the output as it always was
+      if (info_output == "json") {
+        fmt::print("{}\n", cli::InfoToJson(infos.front()).dump(2));
+      } else {
+        cli::PrintInfoText(stdout, infos.front());
+      }
+      return failed ? 1 : 0;
+    }
+    if (info_output == "json") {
+      nlohmann::ordered_json j{{"domain", cli::MachineToJson(*machine)}};
+      j["disks"] = nlohmann::ordered_json::array();
+      for (const fsck::ImageInfo& i : infos) j["disks"].push_back(cli::InfoToJson(i));
+      fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+    } else {
+      cli::PrintMachineText(stdout, *machine);
+      for (const fsck::ImageInfo& i : infos) {
+        fmt::print("\n");
+        cli::PrintInfoText(stdout, i);
+      }
+    }
+    return failed ? 1 : 0;
   }
   return 1;
 }

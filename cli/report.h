@@ -13,6 +13,7 @@
 
 #include "fsck/info.h"
 #include "fsck/report.h"
+#include "vm/machine.h"
 
 namespace imgcheck::cli {
 
@@ -45,5 +46,12 @@ nlohmann::ordered_json ToSarif(std::span<const fsck::CheckResult> results, const
 
 void PrintInfoText(std::FILE* out, const fsck::ImageInfo& info);
 nlohmann::ordered_json InfoToJson(const fsck::ImageInfo& info);
+
+// The VM as imgcheck understood a domain: machine, firmware, every disk with its bus, target,
+// predicted guest name and declared format (`imgcheck info --domain-xml`).
+void PrintMachineText(std::FILE* out, const vm::Machine& m);
+nlohmann::ordered_json MachineToJson(const vm::Machine& m);
+// "vm" in a check result's JSON: the domain and the disk's target (nullopt without a domain).
+nlohmann::ordered_json VmDiskJson(const fsck::VmDisk& d);
 
 }  // namespace imgcheck::cli

@@ -59,6 +59,7 @@ nlohmann::ordered_json ToJson(const fsck::CheckResult& r) {
     j["chain"] = std::move(chain);
   }
   if (r.findings_suppressed) j["findings-suppressed"] = r.findings_suppressed;
+  if (r.vm) j["vm"] = VmDiskJson(*r.vm);
   if (r.guest) {
     const fsck::GuestSummary& g = *r.guest;
     nlohmann::ordered_json o{{"ran", g.ran}};

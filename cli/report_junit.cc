@@ -11,6 +11,8 @@
 //     <system-out>: warnings and information findings, one a line ("[warning] slug: message");
 //     <system-err>: why the check could not complete, if it could not.
 // Leaks are failures: they make the exit code non-zero, so a CI gate fails on them.
+// With a libvirt domain, the testsuite's properties name the domain and the disk's target, bus
+// and guest name, and the "format" and "vm" families are always listed.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -24,7 +26,7 @@ namespace {
 using fsck::Finding;
 using fsck::Severity;
 
-enum class Group { kFormat, kGuest, kPolicy, kOther };
+enum class Group { kFormat, kGuest, kPolicy, kVm, kOther };
 
 struct Family {
   std::string_view name;
@@ -52,6 +54,9 @@ constexpr Family kFamilies[] = {
     {"fs", {"fs."}, Group::kGuest},
     {"hygiene", {"hygiene."}, Group::kGuest},
     {"policy", {"policy."}, Group::kPolicy},
+    {"format", {"format."}, Group::kVm},  // declared formats
+    {"vm", {"vm."}, Group::kVm},          // the libvirt domain
+
     {"other", {}, Group::kOther},  // codes added later without a family: never lost
 };
 
@@ -190,7 +195,8 @@ std::string Testsuite(const fsck::CheckResult& r, size_t id, const RunInfo& run,
     for (const Finding& f : r.findings) has |= &FamilyOf(f.slug) == &fam;
     bool shown = has || (fam.group == Group::kFormat && r.format_has_checks && !r.failure) ||
                  (fam.group == Group::kGuest && run.guest) ||
-                 (fam.group == Group::kPolicy && run.policy);
+                 (fam.group == Group::kPolicy && run.policy) ||
+                 (fam.group == Group::kVm && r.vm.has_value());
     if (!shown) continue;
     std::string cls = cls_prefix + std::string(fam.name);
     bool failed = false;
@@ -217,6 +223,12 @@ std::string Testsuite(const fsck::CheckResult& r, size_t id, const RunInfo& run,
   auto prop = [&](std::string_view name, const std::string& value) {
     props += fmt::format("      <property name=\"{}\" value=\"{}\"/>\n", name, Xml(value, true));
   };
+  if (r.vm) {  // the VM this image is a disk of
+    prop("domain", r.vm->domain);
+    prop("target", r.vm->target);
+    prop("bus", r.vm->bus);
+    prop("guest-name", r.vm->guest_name);
+  }
   prop("format", r.format);
   prop("exit-code", std::to_string(r.ExitCode()));
   prop("corruptions", std::to_string(r.corruptions));

@@ -127,6 +127,15 @@ Json Result(const fsck::CheckResult& r, const fsck::Finding& f) {
   if (f.line) props["line"] = f.line;
   if (!f.evidence.empty()) props["evidence"] = f.evidence;
   if (!f.fix.empty()) props["fix"] = f.fix;
+  if (r.vm) {  // the VM the disk belongs to
+    props["domain"] = r.vm->domain;
+    props["target"] = r.vm->target;
+    loc["logicalLocations"] = loc.value("logicalLocations", Json::array());
+    loc["logicalLocations"].push_back(
+        {{"name", r.vm->target},
+         {"fullyQualifiedName", r.vm->domain + "/" + r.vm->target},
+         {"kind", "object"}});
+  }
   std::string where = f.image == r.filename ? "" : " (in " + f.image + ")";
   return {
       {"ruleId", f.slug},

@@ -27,7 +27,7 @@ void PrintText(std::FILE* out, const fsck::CheckResult& r, const TextOptions& o)
   if (r.failure) {
     verdict = "check could not complete: " + *r.failure;
     st = fmt::fg(fmt::terminal_color::red);
-  } else if (!r.format_has_checks) {
+  } else if (!r.format_has_checks && code == 63) {
     verdict = fmt::format("{} image: this format has no metadata to check", r.format);
     st = fmt::fg(fmt::terminal_color::yellow);
   } else if (code == 0) {
@@ -44,6 +44,10 @@ void PrintText(std::FILE* out, const fsck::CheckResult& r, const TextOptions& o)
   fmt::print(out, "{}: {} (exit {})\n", r.filename, Styled(o, st | fmt::emphasis::bold, verdict),
              code);
   if (o.quiet) return;
+  if (r.vm) {
+    fmt::print(out, "  disk {} of domain {}: bus {}, the guest's {}\n", r.vm->target, r.vm->domain,
+               r.vm->bus, r.vm->guest_name);
+  }
   if (r.format_has_checks && !r.failure && r.total_clusters) {
     fmt::print(out,
                "  {}/{} = {} allocated, {} fragmented, {} compressed clusters; image end offset "

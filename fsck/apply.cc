@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -16,6 +17,7 @@
 #include "fsck/host.h"
 #include "fsck/undo.h"
 #include "qcow2/device.h"
+#include "qcow2/image.h"
 
 namespace imgcheck::fsck {
 
@@ -98,8 +100,48 @@ int RepairOutcome::ExitCode() const {
   return plan.expected.ExitCode();  // dry run: the state the repair would leave
 }
 
+namespace {
+
+// Refuses, before anything is opened for writing, what must not be repaired as qcow2.
+std::optional<std::string> FormatRefusal(const std::string& image, const RepairOptions& opts) {
+  auto dev = FileDevice::Open(image);
+  if (!dev) return std::nullopt;  // reported by the open below
+  Probe probe = ProbeFormat(**dev);
+  if (opts.format == "raw") {
+    return fmt::format("declared raw: a raw disk has no metadata to repair, and its first bytes "
+                       "are guest data{}; nothing was written",
+                       probe.format == Format::kQcow2 ? " even though they look like a qcow2 header"
+                                                      : "");
+  }
+  if (opts.format && *opts.format != "qcow2") {
+    return fmt::format("declared {}: imgcheck repairs only qcow2 images; nothing was written",
+                       *opts.format);
+  }
+  if (opts.format && probe.format != Format::kQcow2) {
+    return fmt::format("declared qcow2, but the file is {} (no qcow2 header); nothing was written",
+                       probe.name);
+  }
+  std::string lower = image;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (!opts.format && probe.format == Format::kQcow2 &&
+      (lower.ends_with(".raw") || lower.ends_with(".img"))) {
+    return fmt::format("the name ({}) says raw disk, but the file starts with a qcow2 header: a "
+                       "raw disk whose guest wrote such a header must never be repaired as qcow2; "
+                       "give --format qcow2 if it is a qcow2 image (--format raw if it is a raw "
+                       "disk); nothing was written",
+                       lower.substr(lower.size() - 4));
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 RepairOutcome Repair(const std::string& image, const RepairOptions& opts, const ApplyOptions& ao) {
   RepairOutcome out;
+  if (auto why = FormatRefusal(image, opts)) {
+    out.refused = *why;
+    return out;
+  }
   char real[PATH_MAX];
   if (!::realpath(image.c_str(), real)) {
     out.refused = fmt::format("cannot open {}: {}", image, std::strerror(errno));

@@ -170,8 +170,11 @@ CheckResult CheckChain(const std::string& path, const CheckOptions& opts,
     return r;
   }
   std::unique_ptr<FileDevice> dev = std::move(*opened);
-  CheckResult top = CheckDevice(*dev, path, opts);
-  std::optional<Header> header = HeaderOf(*dev);
+  const DeclaredFormat* declared = chain.format ? &*chain.format : nullptr;
+  CheckResult top = CheckDevice(*dev, path, opts, declared);
+  // A declared format is what QEMU opens: a raw disk holding a qcow2 header has no chain.
+  std::optional<Header> header =
+      top.format == "qcow2" ? HeaderOf(*dev) : std::nullopt;
   HostChecks(top, *dev, header);
   top.chain.push_back(Link(top, path, *dev, header, 0));
   if (header) {
@@ -226,7 +229,9 @@ CheckResult CheckChain(const std::string& path, const CheckOptions& opts,
       }
     }
     if (!header->backing_format) {
-      sink.Report(P::kChainNoBackingFormat, Fields{.name = name, .other = probe.name});
+      if (!(chain.format && chain.format->by_domain)) {
+        sink.Report(P::kChainNoBackingFormat, Fields{.name = name, .other = probe.name});
+      }
     } else if (*header->backing_format != probe.name) {
       bool exposed = *header->backing_format == "raw" && probe.format == Format::kQcow2;
       sink.Report(P::kChainFormatMismatch,

@@ -18,6 +18,10 @@ namespace imgcheck::fsck {
 struct ChainOptions {
   bool untrusted = false;
   uint32_t max_depth = 256;  // images, the named one included
+  // The named image's declared format (--format, a domain's <driver type>): used, not probed.
+  // Declared by a libvirt domain, a missing backing format is the VM checks' to report (libvirt
+  // refuses it unless the domain declares it), not chain.no-backing-format's.
+  std::optional<DeclaredFormat> format;
 };
 
 // Why a file that should hold disk data does not look like it (nullopt: it may): catches host

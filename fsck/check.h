@@ -19,14 +19,16 @@ struct Checked {
   std::unique_ptr<Sink> sink;
   std::unique_ptr<Context> ctx;  // null when the header was rejected
 };
+// `declared`: the image's declared format (null: probed, as qemu-img check does without -f).
 std::unique_ptr<Checked> RunCheck(const qcow2::Device& dev, const std::string& name,
-                                  const CheckOptions& opts);
+                                  const CheckOptions& opts,
+                                  const DeclaredFormat* declared = nullptr);
 
 // Opens `path` read-only (O_RDONLY) and checks it.
 CheckResult CheckImage(const std::string& path, const CheckOptions& opts);
 
 // Checks the bytes of any device; `name` is the image name used in findings.
 CheckResult CheckDevice(const qcow2::Device& dev, const std::string& name,
-                        const CheckOptions& opts);
+                        const CheckOptions& opts, const DeclaredFormat* declared = nullptr);
 
 }  // namespace imgcheck::fsck

@@ -31,6 +31,14 @@ struct CheckOptions {
   bool deep = false;  // decompress every compressed cluster
 };
 
+// A format declared for an image (--format, or a libvirt domain's <driver type>): used as
+// declared, never probed, as QEMU uses it. A file that is not what was declared is a finding
+// that says what it really is.
+struct DeclaredFormat {
+  std::string name;        // "qcow2", "raw", ...
+  bool by_domain = false;  // declared by a libvirt domain (the VM will boot it this way)
+};
+
 // A reference that a repair cannot keep as it is, recorded for the planner.
 struct BadRef {
   enum Kind : uint8_t {

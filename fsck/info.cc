@@ -29,13 +29,19 @@ ImageInfo CollectInfo(const std::string& path, const ChainOptions& chain) {
     return info;
   }
   info.file_size = (*dev)->Size();
-  info.format = ProbeFormat(**dev).name;
+  Probe probe = ProbeFormat(**dev);
+  info.format = chain.format ? chain.format->name : probe.name;  // declared: never probed
+  if (chain.format && chain.format->name == "qcow2" && probe.format != Format::kQcow2) {
+    info.failure = "declared qcow2, but the file is " + probe.name + " (no qcow2 header)";
+    info.check = CheckChain(path, CheckOptions{}, chain);
+    return info;
+  }
   if (auto space = ProbeSpace((*dev)->fd())) {
     info.host_allocated = space->allocated_bytes;
     info.host_free = space->free_bytes;
   }
   info.in_use = ProbeQemuLocks((*dev)->fd());
-  if (info.format == "qcow2") {
+  if (info.format == "qcow2" && probe.format == Format::kQcow2) {
     auto h = ReadHeader(**dev);
     if (!h) {
       info.failure = h.error().message;

@@ -20,6 +20,10 @@ struct RepairOptions {
   RepairMode mode = RepairMode::kAll;
   bool allow_data_loss = false;
   std::optional<std::string> rebase_backing;  // new backing file path
+  // The declared format (--format): raw is never repaired (its first bytes are guest data
+  // even when they look like a qcow2 header); qcow2 must be qcow2. Without it, a file named
+  // like a raw disk (.raw, .img) that probes as qcow2 is refused until the format is declared.
+  std::optional<std::string> format;
 };
 
 struct PlannedWrite {

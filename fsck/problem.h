@@ -1,7 +1,7 @@
 // Every finding imgcheck can report is one row of the problem table (problem_table.cc): a
 // stable numeric code and slug, a severity, a message template with named fields, and the fix
-// that repair would apply. Codes never change meaning once released. Guest checks (later) use
-// codes from 9000 up.
+// that repair would apply. Codes never change meaning once released. Guest checks use 9000-9899,
+// the VM (declared formats, libvirt domains, permissions, firmware) 10001-10999.
 #pragma once
 
 #include <cstdint>
@@ -112,6 +112,7 @@ enum class P : uint16_t {
   kFstabDuplicateMountpoint = 9107,
   kFstabSwapMissing = 9108,
   kFstabMalformed = 9109,
+  kFstabDeviceAbsent = 9110,
   kGrubNoConfig = 9201,
   kGrubKernelMissing = 9202,
   kGrubInitrdMissing = 9203,
@@ -129,6 +130,7 @@ enum class P : uint16_t {
   kInitramfsUnreadable = 9401,
   kInitramfsNoVirtio = 9402,
   kInitramfsNoRootfsDriver = 9403,
+  kInitramfsNoBusDriver = 9404,
   kPartMbrSignature = 9501,
   kPartGptHeaderCrc = 9502,
   kPartGptEntriesCrc = 9503,
@@ -146,6 +148,22 @@ enum class P : uint16_t {
   kHygienePersistentNetRules = 9704,
   // policy (99xx)
   kPolicyViolation = 9901,
+  // the VM (10001-10999): declared formats, libvirt domains, permissions, firmware; see vm/
+  kFormatDeclaredMismatch = 10001,
+  kFormatRawHoldsHeader = 10002,
+  kVmAssumedDefaults = 10101,
+  kVmDiskNotCheckable = 10102,
+  kVmDeviceSkipped = 10103,
+  kVmIdeOnQ35 = 10104,
+  kVmBackingFormatMissing = 10105,
+  kVmBackingMismatch = 10106,
+  kVmStorageAccessDenied = 10107,
+  kVmBackingAccessDenied = 10108,
+  kVmOpenDenied = 10109,
+  kVmFirmwareFileMissing = 10110,
+  kVmAccessUnknown = 10111,
+  kVmUefiNoBootloader = 10201,
+  kVmBiosNoBootCode = 10202,
 };
 
 // Named fields a message template may use: {offset} {cluster} {count} {index} {value}

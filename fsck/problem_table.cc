@@ -291,6 +291,10 @@ constexpr std::array kTable = {
                "{file}:{line}: swap {evidence} matches no device in the guest", "fix or remove it"},
     ProblemDef{P::kFstabMalformed, "fstab.malformed", S::kError, false,
                "{file}:{line}: cannot parse: {detail}", "rewrite the line"},
+    ProblemDef{P::kFstabDeviceAbsent, "fstab.device-absent", S::kError, false,
+               "{file}:{line}: {name} is mounted from {evidence}, which does not exist on this "
+               "VM{detail}",
+               "use UUID= (or LABEL=) for it"},
     ProblemDef{P::kGrubNoConfig, "grub.no-config", S::kError, false,
                "no GRUB configuration found{detail}", "install GRUB and generate grub.cfg"},
     ProblemDef{P::kGrubKernelMissing, "grub.kernel-missing", S::kError, false,
@@ -307,7 +311,7 @@ constexpr std::array kTable = {
                "not exist{detail}",
                "name an existing LV, or regenerate grub.cfg"},
     ProblemDef{P::kGrubResumeUnresolved, "grub.resume-unresolved", S::kWarning, false,
-               "{file}:{line}: boot entry '{name}' has {evidence}, which matches no device",
+               "{file}:{line}: boot entry '{name}' has {evidence}, which matches no device{detail}",
                "fix or remove resume="},
     ProblemDef{P::kGrubSearchUnresolved, "grub.search-unresolved", S::kError, false,
                "{file}:{line}: {evidence} names no filesystem in the guest", "regenerate grub.cfg"},
@@ -337,12 +341,17 @@ constexpr std::array kTable = {
                "{file}: cannot read the initramfs: {detail}", "rebuild the initramfs"},
     ProblemDef{P::kInitramfsNoVirtio, "initramfs.no-virtio", S::kError, false,
                "{file}: the initramfs of kernel {name} has no {detail}, and the kernel does not "
-               "build them in: the root disk will not appear on a virtio VM",
+               "build it in: the root disk ({other}) will not appear",
                "rebuild it with the drivers (dracut -f --add-drivers \"virtio_blk virtio_scsi "
                "virtio_pci\")"},
     ProblemDef{P::kInitramfsNoRootfsDriver, "initramfs.no-rootfs-driver", S::kWarning, false,
                "{file}: the initramfs of kernel {name} has no {other} module and the kernel does "
                "not build it in", "rebuild the initramfs"},
+    ProblemDef{P::kInitramfsNoBusDriver, "initramfs.no-bus-driver", S::kError, false,
+               "{file}: the initramfs of kernel {name} has no {detail}, and the kernel does not "
+               "build it in: the root disk ({other}) will not appear",
+               "rebuild it with the driver (dracut -f --add-drivers DRIVER, or list it in "
+               "/etc/initramfs-tools/modules and run update-initramfs -u)"},
     ProblemDef{P::kPartMbrSignature, "part.mbr-signature", S::kError, false,
                "{name}: the MBR has no 0x55AA signature", "rewrite the partition table"},
     ProblemDef{P::kPartGptHeaderCrc, "part.gpt-header-crc", S::kError, false,
@@ -387,6 +396,68 @@ constexpr std::array kTable = {
 
     ProblemDef{P::kPolicyViolation, "policy.violation", S::kError, false,
                "policy rule {name}: {detail}", "change the image, or the policy"},
+
+    ProblemDef{P::kFormatDeclaredMismatch, "format.declared-mismatch", S::kError, false,
+               "{name} is declared {other} but the file is {owner}{detail}",
+               "declare the format the file really has (libvirt <driver type>, imgcheck "
+               "--format)"},
+    ProblemDef{P::kFormatRawHoldsHeader, "format.raw-holds-header", S::kError, false,
+               "{name} is declared raw but starts with a {owner} header{detail}: the guest reads "
+               "the {owner} metadata as its disk (as a boot disk: \"No bootable device\")",
+               "if the file really is an image of that format, declare it so (libvirt <driver "
+               "type>, imgcheck --format); a file declared raw is never repaired"},
+    ProblemDef{P::kVmAssumedDefaults, "vm.assumed-defaults", S::kInfo, false,
+               "no libvirt domain given: the guest checks assume {detail}",
+               "give the VM's domain (--domain-xml FILE, or -d NAME) to check it as it runs"},
+    ProblemDef{P::kVmDiskNotCheckable, "vm.disk-not-checkable", S::kWarning, false,
+               "disk {name} of domain {other} cannot be checked offline: {detail}",
+               "check that disk where it lives"},
+    ProblemDef{P::kVmDeviceSkipped, "vm.device-skipped", S::kInfo, false,
+               "device {name} of domain {other}: {detail}", "none"},
+    ProblemDef{P::kVmIdeOnQ35, "vm.ide-on-q35", S::kError, false,
+               "disk {name} is on bus ide, but machine type {other} (q35) has no IDE controller: "
+               "libvirt refuses to start the domain (\"IDE controllers are unsupported for this "
+               "QEMU binary or machine type\")",
+               "attach it as sata (or virtio)"},
+    ProblemDef{P::kVmBackingFormatMissing, "vm.backing-format-missing", S::kError, false,
+               "libvirt refuses to start the VM: format of backing image '{name}' of image "
+               "'{other}' was not specified in the image metadata (See "
+               "https://libvirt.org/kbase/backing_chains.html for troubleshooting)",
+               "record the format: qemu-img rebase -u -F FORMAT -b BASE IMAGE"},
+    ProblemDef{P::kVmBackingMismatch, "vm.backing-mismatch", S::kError, false,
+               "disk {name}: the domain's <backingStore> declares {other}, but {detail}",
+               "make <backingStore> match the images, or remove it (libvirt then reads the chain "
+               "from the image headers)"},
+    ProblemDef{P::kVmStorageAccessDenied, "vm.storage-access-denied", S::kError, false,
+               "libvirt refuses to start the VM: Cannot access storage file '{name}' (as "
+               "uid:{value}, gid:{expected}): {detail}",
+               "give the qemu user search (x) permission on every directory of the path "
+               "(chmod o+x DIR, or setfacl -m u:USER:x DIR)"},
+    ProblemDef{P::kVmBackingAccessDenied, "vm.backing-access-denied", S::kError, false,
+               "libvirt refuses to start the VM: Cannot access backing file '{name}' of storage "
+               "file '{other}' (as uid:{value}, gid:{expected}): {detail}",
+               "give the qemu user search (x) permission on every directory of the path "
+               "(chmod o+x DIR, or setfacl -m u:USER:x DIR)"},
+    ProblemDef{P::kVmOpenDenied, "vm.open-denied", S::kError, false,
+               "QEMU, as uid:{value}, gid:{expected}, cannot open '{name}' (\"Could not open "
+               "'{name}': Permission denied\"): {detail}",
+               "let libvirt relabel the image (dynamic_ownership, seclabel relabel), or give the "
+               "qemu user access to it"},
+    ProblemDef{P::kVmFirmwareFileMissing, "vm.firmware-file-missing", S::kError, false,
+               "the domain's {other} '{name}' {detail}: libvirt cannot start the VM",
+               "install the firmware (Debian: ovmf) or correct the path"},
+    ProblemDef{P::kVmAccessUnknown, "vm.access-unknown", S::kInfo, false,
+               "whether the qemu user can reach '{name}' was not computed: {detail}", "none"},
+    ProblemDef{P::kVmUefiNoBootloader, "vm.uefi-no-bootloader", S::kError, false,
+               "the VM boots with UEFI but {detail}: the firmware finds nothing to boot "
+               "(\"BdsDxe: No bootable option or device was found.\")",
+               "install the boot loader at the ESP's removable path too (grub-install "
+               "--removable: EFI/BOOT/BOOTX64.EFI), or boot with BIOS"},
+    ProblemDef{P::kVmBiosNoBootCode, "vm.bios-no-boot-code", S::kError, false,
+               "the VM boots with BIOS from {name} but {detail}: SeaBIOS stops at \"Boot failed: "
+               "not a bootable disk\"",
+               "install GRUB for BIOS (grub-install --target=i386-pc, with a BIOS boot partition "
+               "on GPT), or boot with UEFI (<os firmware='efi'>)"},
 };
 
 constexpr bool Sorted() {

@@ -4,9 +4,10 @@ namespace imgcheck::fsck {
 
 int CheckResult::ExitCode() const {
   if (failure || check_errors) return 1;
-  if (!format_has_checks) return 63;
+  // Errors found by other checks (the guest, the VM) outrank "this format has no checks".
   if (corruptions) return 2;
   if (leaks) return 3;
+  if (!format_has_checks) return 63;
   return 0;
 }
 

@@ -62,6 +62,15 @@ struct GuestSummary {
   int os_major = 0, os_minor = 0;
 };
 
+// The VM this image is a disk of, when a libvirt domain was given: reports name the domain and
+// the disk's target.
+struct VmDisk {
+  std::string domain;
+  std::string target;      // <target dev>, as the domain declares it
+  std::string bus;         // virtio, sata, scsi, virtio-scsi, ...
+  std::string guest_name;  // what the guest's kernel calls it (vda, sda, nvme0n1)
+};
+
 struct CheckResult {
   std::string filename;
   std::string format = "qcow2";
@@ -81,6 +90,7 @@ struct CheckResult {
   std::vector<ChainLink> chain;  // filled by CheckChain; counters above are then chain totals
   std::optional<ImageFacts> facts;  // filled by CheckChain for qcow2 images
   std::optional<GuestSummary> guest;  // on the first disk of a VM, when guest checks were asked
+  std::optional<VmDisk> vm;           // with a libvirt domain
   uint64_t findings_suppressed = 0;  // beyond the per-code cap, counted but not listed
 
   // qemu-img check's exit codes: 0 clean, 1 incomplete, 2 errors, 3 leaks only, 63 no checks.

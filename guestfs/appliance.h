@@ -16,7 +16,8 @@ namespace imgcheck::guest {
 
 struct Disk {
   std::string path;
-  std::string format;  // "qcow2", "raw"
+  std::string format;      // "qcow2", "raw"
+  std::string guest_name;  // what the VM's kernel calls it (vm::Disk::guest_name): vda, sda
 };
 
 class Appliance {

@@ -7,6 +7,7 @@
 #include "guestfs/appliance.h"
 #include "guestfs/model.h"
 #include "guestfs/rules.h"
+#include "vm/checks.h"
 
 namespace imgcheck::guest {
 
@@ -31,6 +32,8 @@ GuestRun RunGuest(const std::vector<fsck::CheckResult*>& results, const GuestOpt
   GuestRun run;
   auto start = std::chrono::steady_clock::now();
   Reporter rep(results);
+  const vm::Machine& m = opts.machine;
+  std::vector<const vm::Disk*> vm_disks = vm::CheckableDisks(m);
   std::vector<Disk> disks;
   for (fsck::CheckResult* r : results) {
     // A disk QEMU could not open is not given to the appliance.
@@ -40,7 +43,22 @@ GuestRun RunGuest(const std::vector<fsck::CheckResult*>& results, const GuestOpt
       rep.Report(fsck::P::kGuestNotRun, fsck::Fields{.detail = run.reason});
       return run;
     }
-    disks.push_back(Disk{r->filename, r->format == "qcow2" ? "qcow2" : "raw"});
+    // What QEMU opens: the declared (or probed) format; a disk declared raw that holds a
+    // qcow2 header shows the guest that header, and so does the appliance.
+    size_t i = disks.size();
+    disks.push_back(Disk{r->filename, r->format == "qcow2" ? "qcow2" : "raw",
+                         i < vm_disks.size() ? vm_disks[i]->guest_name
+                                             : "vd" + vm::DiskLetters(static_cast<unsigned>(i))});
+  }
+  if (m.assumed) {  // said once: what the guest rules take for granted
+    std::vector<std::string> names;
+    for (const Disk& d : disks) names.push_back(d.guest_name);
+    std::string bus = vm_disks.empty() ? "virtio" : std::string(vm::BusName(vm_disks.front()->bus));
+    rep.Report(fsck::P::kVmAssumedDefaults,
+               fsck::Fields{.detail = fmt::format(
+                                "libvirt's defaults: {} disks ({}), BIOS firmware, machine type {}",
+                                bus == "virtio" ? "virtio-blk" : bus, fmt::join(names, ", "),
+                                m.machine_type.empty() ? "pc" : m.machine_type)});
   }
   std::string why;
   auto app = Appliance::Launch(disks, opts.verbose, why);
@@ -69,6 +87,10 @@ GuestRun RunGuest(const std::vector<fsck::CheckResult*>& results, const GuestOpt
     t = now;
   };
   Guest g = Guest::Collect(*app, disks);
+  for (size_t i = 0; i < g.disks.size() && i < vm_disks.size(); ++i) {
+    g.disks[i].bus = vm_disks[i]->bus;
+    g.disks[i].controller_model = vm_disks[i]->controller_model;
+  }
   if (opts.verbose) {
     fmt::print(stderr, "imgcheck: guest: appliance kernel names of the disks: {}\n",
                g.kernel_disks().empty() ? "unknown (one daemon call per device)"
@@ -103,6 +125,7 @@ GuestRun RunGuest(const std::vector<fsck::CheckResult*>& results, const GuestOpt
       CheckFstab(g, rep);
       CheckGrub(g, rep);
       CheckInitramfs(g, rep);
+      CheckFirmware(g, m, rep);
       CheckHygiene(g, rep);
       lap("guest rules");
     }

@@ -108,6 +108,7 @@ void ReadPartitionTable(DiskInfo& d) {
       p.number = static_cast<int>(i + 1);
       p.device = d.device + std::to_string(p.number);
       p.gpt_type = Guid(e);
+      p.gpt_guid = Guid(e + 16);
       p.start = boost::endian::load_little_u64(e + 32) * 512;
       p.end = boost::endian::load_little_u64(e + 40) * 512 + 511;
       p.size = p.end + 1 - p.start;
@@ -141,7 +142,7 @@ Guest Guest::Collect(Appliance& app, const std::vector<Disk>& vm_disks) {
     DiskInfo d;
     d.device = devices[i];
     d.image = i < vm_disks.size() ? vm_disks[i].path : "";
-    d.guest_name = fmt::format("vd{}", static_cast<char>('a' + std::min<size_t>(i, 25)));
+    d.guest_name = i < vm_disks.size() ? vm_disks[i].guest_name : "";
     int64_t size = guestfs_blockdev_getsize64(g, d.device.c_str());
     d.size = size > 0 ? static_cast<uint64_t>(size) : 0;
     size_t n = 0;
@@ -439,24 +440,39 @@ std::pair<std::string, int> Guest::Shell(const std::string& command) const {
   return {out->substr(0, at), std::atoi(out->c_str() + at + 14)};
 }
 
-const Filesystem* Guest::ByKernelName(const std::string& spec) const {
-  static const std::regex kClassic(R"(^/dev/(?:[shv]d|xvd)([a-z]+)(\d*)$)");
-  static const std::regex kNvme(R"(^/dev/nvme\d+n(\d+)(?:p(\d+))?$)");
+std::optional<KernelName> ParseKernelName(const std::string& spec) {
+  static const std::regex kClassic(R"(^/dev/((?:[shv]d|xvd)([a-z]{1,3}))(\d{0,4})$)");
+  static const std::regex kNvme(R"(^/dev/(nvme(\d{1,4})n\d{1,4})(?:p(\d{1,4}))?$)");
   std::smatch m;
-  size_t disk = 0;
-  std::string part;
+  KernelName k;
   if (std::regex_match(spec, m, kClassic)) {
-    for (char c : m[1].str()) disk = disk * 26 + static_cast<size_t>(c - 'a' + 1);
-    disk -= 1;
-    part = m[2];
-  } else if (std::regex_match(spec, m, kNvme)) {
-    disk = static_cast<size_t>(std::stoul(m[1])) - 1;
-    part = m[2];
-  } else {
-    return nullptr;
+    k.disk = m[1];
+    k.position = vm::DiskLetterIndex(m.str(2)).value_or(0);
+    if (m[3].length()) k.partition = static_cast<unsigned>(std::stoul(m[3]));
+    return k;
   }
-  if (disk >= disks.size()) return nullptr;
-  return FindFs(disks[disk].device + part);
+  if (std::regex_match(spec, m, kNvme)) {
+    k.disk = m[1];
+    k.position = std::stoul(m[2]);
+    if (m[3].matched) k.partition = static_cast<unsigned>(std::stoul(m[3]));
+    return k;
+  }
+  return std::nullopt;
+}
+
+const DiskInfo* Guest::DiskByGuestName(const std::string& name) const {
+  for (const DiskInfo& d : disks) {
+    if (d.guest_name == name) return &d;
+  }
+  return nullptr;
+}
+
+const Filesystem* Guest::ByKernelName(const std::string& spec) const {
+  auto k = ParseKernelName(spec);
+  if (!k) return nullptr;
+  const DiskInfo* d = DiskByGuestName(k->disk);
+  if (!d) return nullptr;
+  return FindFs(d->device + (k->partition ? std::to_string(*k->partition) : ""));
 }
 
 bool Guest::LvExists(const std::string& vg, const std::string& lv) const {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "guestfs/appliance.h"
+#include "vm/machine.h"
 
 namespace imgcheck::guest {
 
@@ -20,13 +21,16 @@ struct Partition {
   int number = 0;
   uint64_t start = 0, end = 0, size = 0;  // bytes
   std::string gpt_type;                    // upper-case GUID, GPT only
+  std::string gpt_guid;                    // the partition's own GUID (UEFI boot entries name it)
   int mbr_id = 0;                          // MBR only
 };
 
 struct DiskInfo {
   std::string device;      // /dev/sda
   std::string image;       // the image file it comes from
-  std::string guest_name;  // vda, vdb, ... as a virtio VM would name it
+  std::string guest_name;  // what the VM's kernel calls it (vda, sda, nvme0n1: from the bus)
+  vm::Bus bus = vm::Bus::kVirtio;  // how the VM attaches it
+  std::string controller_model;    // its SCSI controller's model (lsilogic, virtio-scsi, ...)
   std::string parttype;    // "msdos", "gpt" or "" (no partition table)
   uint64_t size = 0;
   std::vector<Partition> partitions;
@@ -62,6 +66,16 @@ struct OsInfo {
   std::string type, distro, product;
   int major = 0, minor = 0;
 };
+
+// A raw kernel device name as a guest writes it: /dev/vda1, /dev/sdb, /dev/xvda2, /dev/hda1,
+// /dev/nvme0n1p2. `disk` is the disk's name (vda, nvme0n1), `position` its index when disks are
+// named in order (vdb: 1, nvme2n1: 2), `partition` the partition number if any.
+struct KernelName {
+  std::string disk;
+  size_t position = 0;
+  std::optional<unsigned> partition;
+};
+std::optional<KernelName> ParseKernelName(const std::string& spec);
 
 // A libguestfs disk or partition name (/dev/sdX[N], also vd/hd/xvd) to the appliance kernel's
 // name, given the kernel names of the disks in API order; other names (LV, md, dm) unchanged;
@@ -115,9 +129,11 @@ class Guest {
   // /dev/disk/by-*, /dev/mapper/VG-LV, /dev/VG/LV, raw names (/dev/vdXN, sdXN, xvdXN, hdXN,
   // nvme0nXpN, by attach order). Returns the filesystem, or null.
   const Filesystem* Resolve(const std::string& spec) const;
-  // For a raw kernel name, the filesystem that sits at that position (guessing the disk order);
-  // null when there is none.
+  // For a raw kernel name, the filesystem the VM would find there: the name is matched against
+  // the disks' predicted guest names (from the bus), never guessed by position; null when this
+  // VM has no such device.
   const Filesystem* ByKernelName(const std::string& spec) const;
+  const DiskInfo* DiskByGuestName(const std::string& name) const;
   bool LvExists(const std::string& vg, const std::string& lv) const;
 
  private:

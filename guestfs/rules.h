@@ -3,6 +3,7 @@
 // finding on its line.
 #pragma once
 
+#include <set>
 #include <string>
 
 #include "fsck/report.h"
@@ -28,6 +29,16 @@ void CheckInitramfs(const Guest& g, Reporter& r);
 void CheckPartitions(const Guest& g, Reporter& r);
 void CheckFilesystems(const Guest& g, Reporter& r);
 void CheckHygiene(const Guest& g, Reporter& r);
+// Firmware against the disks: UEFI needs an ESP with a loader the firmware finds (the removable
+// path EFI/BOOT/BOOTX64.EFI, or a Boot#### entry of the NVRAM file); BIOS needs boot code in the
+// boot disk's MBR and, on GPT, a BIOS boot partition. Errors with a domain, warnings when the
+// firmware is only assumed.
+void CheckFirmware(const Guest& g, const vm::Machine& m, Reporter& r);
+// The disks (appliance devices) a filesystem lives on (an LV: its VG's PVs' disks).
+std::set<std::string> DisksOf(const Guest& g, const Filesystem& f);
+// Why a raw kernel name does not exist on this VM: " (this VM's disks are sda (sata), sdb ...:
+// the filesystem at that position is /dev/sda1)"; "" when the name exists.
+std::string AbsentName(const Guest& g, const std::string& spec);
 
 // Shared helpers.
 std::vector<std::string> SplitWords(const std::string& line);

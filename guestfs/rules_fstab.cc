@@ -38,24 +38,6 @@ bool HasOption(const std::string& opts, const std::string& o) {
   return false;
 }
 
-// The disks (appliance devices) a filesystem lives on.
-std::set<std::string> DisksOf(const Guest& g, const Filesystem& f) {
-  std::set<std::string> out;
-  for (const DiskInfo& d : g.disks) {
-    if (f.device.starts_with(d.device)) out.insert(d.device);
-  }
-  if (out.empty()) {  // a logical volume: the disks of its VG's PVs
-    std::string vg = f.device.substr(5, f.device.find('/', 5) - 5);
-    for (const PvLabel& pv : g.pvs) {
-      if (pv.vg != vg) continue;
-      for (const DiskInfo& d : g.disks) {
-        if (pv.device.starts_with(d.device)) out.insert(d.device);
-      }
-    }
-  }
-  return out;
-}
-
 bool TypeMatches(const std::string& declared, const std::string& real) {
   if (declared == "auto" || declared == real) return true;
   if (declared == "ext4" && (real == "ext3" || real == "ext2")) return true;  // ext4 mounts them
@@ -173,6 +155,25 @@ void CheckFstab(const Guest& g, Reporter& r) {
       seen[mnt] = n;
     }
     const Filesystem* fs = nullptr;
+    if (RawKernelName(spec) && !AbsentName(g, spec).empty()) {
+      // Named for another bus (or another disk count): on this VM the device never appears.
+      fsck::Fields f = base;
+      f.evidence = spec;
+      f.detail = AbsentName(g, spec);
+      if (optional) f.severity = fsck::Severity::kWarning;
+      auto k = ParseKernelName(spec);
+      const Filesystem* there = nullptr;
+      if (k && k->position < g.disks.size()) {
+        there = g.FindFs(g.disks[k->position].device +
+                         (k->partition ? std::to_string(*k->partition) : ""));
+      }
+      f.fix = there && !there->uuid.empty()
+                  ? fmt::format("replace {} with UUID={} (on this VM that filesystem is {})", spec,
+                                there->uuid, GuestName(g, there->device))
+                  : fmt::format("replace {} with the UUID= of the filesystem for {}", spec, mnt);
+      r.Report(P::kFstabDeviceAbsent, f);
+      continue;
+    }
     if (RawKernelName(spec)) {
       fs = g.ByKernelName(spec);
       fsck::Fields f = base;

@@ -66,6 +66,7 @@ void CheckGrub(const Guest& g, Reporter& r) {
         !root.starts_with("/dev/nfs") && !g.Resolve(root)) {
       fsck::Fields f = base;
       f.evidence = "root=" + root;
+      f.detail = AbsentName(g, root);
       if (const Filesystem* rf = g.RootFs(); rf && !rf->uuid.empty()) {
         f.fix = fmt::format("use root=UUID={} (the root filesystem, {})", rf->uuid, Describe(g, *rf));
       }
@@ -93,6 +94,7 @@ void CheckGrub(const Guest& g, Reporter& r) {
     if (!resume.empty() && resume != "none" && !g.Resolve(resume)) {
       fsck::Fields f = base;
       f.evidence = "resume=" + resume;
+      f.detail = AbsentName(g, resume);
       r.Report(P::kGrubResumeUnresolved, f);
     }
   }

@@ -1,7 +1,10 @@
 // The default kernel's initramfs, read natively: an uncompressed early-microcode cpio may come
 // first, then the main cpio compressed with gzip, xz, zstd, lz4, bzip2 or lzma (libarchive).
-// It must carry the virtio disk and PCI drivers and the root filesystem's driver, unless the
-// kernel builds them in (modules.builtin, /boot/config-KVER).
+// It must carry the driver of the bus the root disk is really attached by (virtio_blk for
+// virtio, virtio_scsi for virtio-scsi, ahci for SATA, the SCSI controller's driver, nvme,
+// with virtio_pci and sd_mod where they are needed) and the root filesystem's driver, unless
+// the kernel builds them in (modules.builtin, /boot/config-KVER). Without a domain the bus is
+// libvirt's default, virtio-blk: virtio_scsi alone does not make a virtio-blk disk appear.
 #include <archive.h>
 #include <archive_entry.h>
 #include <unistd.h>
@@ -11,6 +14,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <set>
 
 #include "guestfs/bootconfig.h"
@@ -55,6 +59,38 @@ std::optional<std::string> ReadCompressed(const std::string& d, size_t pos, std:
   }
   archive_read_free(a);
   return err;
+}
+
+struct Driver {
+  std::string module;  // as modprobe names it
+  std::string option;  // the kernel config option that builds it in
+};
+
+// What the guest needs in its initramfs to see a disk on this bus (the drivers' own
+// dependencies come with them: dracut and initramfs-tools follow modules.dep).
+std::vector<Driver> BusDrivers(vm::Bus bus, const std::string& controller_model) {
+  const Driver sd{"sd_mod", "CONFIG_BLK_DEV_SD"}, pci{"virtio_pci", "CONFIG_VIRTIO_PCI"};
+  switch (bus) {
+    case vm::Bus::kVirtio: return {{"virtio_blk", "CONFIG_VIRTIO_BLK"}, pci};
+    case vm::Bus::kVirtioScsi: return {{"virtio_scsi", "CONFIG_SCSI_VIRTIO"}, pci, sd};
+    case vm::Bus::kSata: return {{"ahci", "CONFIG_SATA_AHCI"}, sd};
+    case vm::Bus::kIde: return {{"ata_piix", "CONFIG_ATA_PIIX"}, sd};
+    case vm::Bus::kNvme: return {{"nvme", "CONFIG_BLK_DEV_NVME"}};
+    case vm::Bus::kUsb: return {{"usb_storage", "CONFIG_USB_STORAGE"}, sd};
+    case vm::Bus::kScsi: {
+      static const std::map<std::string, Driver> kModels = {
+          {"lsilogic", {"sym53c8xx", "CONFIG_SCSI_SYM53C8XX_2"}},
+          {"lsisas1068", {"mptsas", "CONFIG_FUSION_SAS"}},
+          {"lsisas1078", {"megaraid_sas", "CONFIG_MEGARAID_SAS"}},
+          {"vmpvscsi", {"vmw_pvscsi", "CONFIG_VMWARE_PVSCSI"}},
+          {"am53c974", {"am53c974", "CONFIG_SCSI_AM53C974"}},
+          {"dc390", {"am53c974", "CONFIG_SCSI_AM53C974"}}};
+      auto it = kModels.find(controller_model);
+      if (it == kModels.end()) return {sd};
+      return {it->second, sd};
+    }
+  }
+  return {};
 }
 
 bool HasModule(const std::set<std::string>& names, const std::string& mod) {
@@ -128,18 +164,29 @@ void CheckInitramfs(const Guest& g, Reporter& r) {
     return HasModule(names, mod) || builtin.find("/" + mod + ".ko") != std::string::npos ||
            config.find(option + "=y\n") != std::string::npos;
   };
-  std::vector<std::string> missing;
-  if (!available("virtio_blk", "CONFIG_VIRTIO_BLK") && !available("virtio_scsi", "CONFIG_SCSI_VIRTIO")) {
-    missing.push_back("virtio_blk (or virtio_scsi)");
-  }
-  if (!available("virtio_pci", "CONFIG_VIRTIO_PCI")) missing.push_back("virtio_pci");
-  if (!missing.empty()) {
-    base.detail = fmt::format("{}", fmt::join(missing, " and "));
-    base.fix = fmt::format("dracut -f --add-drivers \"virtio_blk virtio_scsi virtio_pci\" {}{} {} "
-                           "(or update-initramfs -u -k {} with the modules listed in "
-                           "/etc/initramfs-tools/modules)",
-                           kdir, initrd.substr(initrd.rfind('/') + 1), kver, kver);
-    r.Report(P::kInitramfsNoVirtio, base);
+  // The buses of the disks that hold the root filesystem (an LV: every PV's disk).
+  std::set<std::string> root_disks = DisksOf(g, *root);
+  std::set<std::pair<vm::Bus, std::string>> seen;
+  for (const DiskInfo& d : g.disks) {
+    if (!root_disks.count(d.device)) continue;
+    std::string model = d.bus == vm::Bus::kScsi ? d.controller_model : "";
+    if (!seen.insert({d.bus, model}).second) continue;
+    std::vector<std::string> missing;
+    for (const Driver& drv : BusDrivers(d.bus, model)) {
+      if (!available(drv.module, drv.option)) missing.push_back(drv.module);
+    }
+    if (missing.empty()) continue;
+    fsck::Fields f = base;
+    f.detail = fmt::format("{}", fmt::join(missing, " and "));
+    f.other = fmt::format("/dev/{} on {}{}", d.guest_name,
+                          d.bus == vm::Bus::kVirtio ? "virtio-blk" : vm::BusName(d.bus),
+                          model.empty() ? "" : " (" + model + ")");
+    f.fix = fmt::format("dracut -f --add-drivers \"{}\" {}{} {} (or update-initramfs -u -k {} "
+                        "with the modules listed in /etc/initramfs-tools/modules)",
+                        fmt::join(missing, " "), kdir, initrd.substr(initrd.rfind('/') + 1), kver,
+                        kver);
+    bool virtio = d.bus == vm::Bus::kVirtio || d.bus == vm::Bus::kVirtioScsi;
+    r.Report(virtio ? P::kInitramfsNoVirtio : P::kInitramfsNoBusDriver, f);
   }
   static const std::map<std::string, std::pair<std::string, std::string>> kFsDrivers = {
       {"xfs", {"xfs", "CONFIG_XFS_FS"}}, {"ext4", {"ext4", "CONFIG_EXT4_FS"}},

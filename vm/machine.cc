@@ -35,6 +35,22 @@ std::string_view FirmwareName(Firmware f) { return f == Firmware::kUefi ? "uefi"
 
 bool Machine::q35() const { return machine_type.find("q35") != std::string::npos; }
 
+const Disk* Machine::BootDisk() const {
+  const Disk* best = nullptr;
+  for (const Disk& d : disks) {
+    if (d.boot_order && (!best || !best->boot_order || *d.boot_order < *best->boot_order)) {
+      best = &d;
+    }
+  }
+  if (best) return best;
+  return disks.empty() ? nullptr : &disks.front();
+}
+
+std::string PartitionName(std::string_view disk, unsigned n) {
+  bool digit = !disk.empty() && disk.back() >= '0' && disk.back() <= '9';
+  return std::string(disk) + (digit ? "p" : "") + std::to_string(n);
+}
+
 Machine DefaultMachine(const std::vector<std::string>& images,
                        const std::optional<std::string>& format) {
   Machine m;
@@ -43,6 +59,7 @@ Machine DefaultMachine(const std::vector<std::string>& images,
     Disk d;
     d.path = path;
     d.format = format;
+    d.controller = static_cast<unsigned>(m.disks.size());  // NVMe (--bus): one controller each
     m.disks.push_back(std::move(d));
   }
   PredictGuestNames(m);
@@ -72,15 +89,20 @@ std::optional<unsigned> DiskLetterIndex(std::string_view letters) {
 }
 
 void PredictGuestNames(Machine& m) {
-  unsigned vd = 0, sd = 0, nvme = 0;
+  unsigned vd = 0, sd = 0;
+  std::vector<std::pair<unsigned, unsigned>> nvme;  // controller index -> namespaces so far
   for (Disk& d : m.disks) {
     switch (d.bus) {
       case Bus::kVirtio:
         d.guest_name = "vd" + DiskLetters(vd++);
         break;
-      case Bus::kNvme:
-        d.guest_name = "nvme" + std::to_string(nvme++) + "n1";
+      case Bus::kNvme: {
+        size_t c = 0;
+        while (c < nvme.size() && nvme[c].first != d.controller) ++c;
+        if (c == nvme.size()) nvme.emplace_back(d.controller, 0);
+        d.guest_name = "nvme" + std::to_string(c) + "n" + std::to_string(++nvme[c].second);
         break;
+      }
       default:  // SATA, SCSI, virtio-scsi, USB and IDE: libata and the SCSI layer, sdX
         d.guest_name = "sd" + DiskLetters(sd++);
         break;

@@ -29,6 +29,10 @@ struct DeclaredBacking {
   std::optional<std::string> format;
 };
 
+// Where a disk's data comes from (libvirt's <disk type=...>). Only kFile and kBlock (and a
+// kVolume resolved through a libvirt connection) can be checked offline.
+enum class Source : uint8_t { kFile, kBlock, kVolume, kNetwork, kOther };
+
 struct Disk {
   std::string path;                   // file or block device
   std::optional<std::string> format;  // declared format ("qcow2", "raw"); nullopt: probed
@@ -39,6 +43,19 @@ struct Disk {
   bool shareable = false;
   std::optional<unsigned> boot_order;  // <boot order=N/>
   std::vector<DeclaredBacking> backing;  // declared <backingStore> chain, nearest first
+
+  // From a domain (defaults otherwise):
+  Source source = Source::kFile;
+  std::string source_text;     // what the domain names when `path` is not a local file:
+                               // "rbd://host/pool/image", "pool default, volume x.qcow2"
+  std::string pool, volume;    // kVolume: <source pool volume> (path set once resolved)
+  bool format_implied = false;  // no <driver type>: libvirt uses raw
+  bool backing_declared = false;  // the domain has a <backingStore> element (an empty one
+                                  // declares that there is no backing file)
+  unsigned controller = 0;        // index of its controller (NVMe: disks on one controller are
+                                  // its namespaces n1, n2, ...)
+  std::string controller_model;   // SCSI: "virtio-scsi", "lsilogic", ...; SATA: "ahci"; else ""
+  std::optional<bool> relabel;    // <source><seclabel model='dac' relabel=...>: per-disk DAC
 };
 
 struct Machine {
@@ -51,7 +68,25 @@ struct Machine {
   std::optional<std::string> nvram;   // NVRAM variables file
   std::vector<Disk> disks;            // attach order
 
+  // From a domain (defaults otherwise):
+  std::string origin;          // "domain XML vm.xml", "libvirt domain web1 on qemu:///system"
+  std::string domain_type;     // <domain type>: "kvm", "qemu", "test"
+  std::string arch;            // <os><type arch>, "" when not given
+  std::vector<std::string> boot_devices;  // <os><boot dev=...> in order ("hd", "cdrom", ...)
+  std::optional<std::string> nvram_template;  // <nvram template=...>
+  std::optional<std::string> dac_label;  // <seclabel model='dac'><label>: "+107:+107", "qemu:kvm"
+  bool relabel = true;  // libvirt's DAC driver chowns the images at start (seclabel relabel)
+  bool session = false;  // qemu:///session: QEMU runs as the connecting user
+  // Devices of the domain that are not disks imgcheck can check (cdroms, floppies, disks on
+  // buses it does not model), each with the reason, for one information finding each.
+  struct Skipped {
+    std::string target, why;
+  };
+  std::vector<Skipped> skipped;
+
   bool q35() const;  // machine type is q35 (no IDE controller)
+  // The disk the BIOS boots: the lowest <boot order>, else the first disk.
+  const Disk* BootDisk() const;
 };
 
 // The VM libvirt would make of these images by default: virtio-blk disks vda, vdb, ... in order,
@@ -60,9 +95,13 @@ Machine DefaultMachine(const std::vector<std::string>& images,
                        const std::optional<std::string>& format = std::nullopt);
 
 // Sets guest_name of every disk from bus and order: virtio-blk vdX in order; SATA, SCSI,
-// virtio-scsi, USB and IDE (libata) sdX in order; NVMe nvme<N>n1, one controller per disk.
-// <target dev> is not the guest's name and is not used.
+// virtio-scsi, USB and IDE (libata) sdX in order; NVMe nvme<C>n<N>: C counts the controllers
+// in order of first use, N the disks on one controller (DefaultMachine gives every disk its
+// own controller: nvme0n1, nvme1n1). <target dev> is not the guest's name and is not used.
 void PredictGuestNames(Machine& m);
+
+// The guest's name of partition `n` of a disk: vda1, sda1, nvme0n1p1.
+std::string PartitionName(std::string_view disk, unsigned n);
 
 // "sda" -> 0, "vdb" -> 1, "sdaa" -> 26: the index of a letter-suffixed disk name; nullopt if
 // the name is not one.
