@@ -439,8 +439,8 @@ constexpr std::array kTable = {
                "give the qemu user search (x) permission on every directory of the path "
                "(chmod o+x DIR, or setfacl -m u:USER:x DIR)"},
     ProblemDef{P::kVmOpenDenied, "vm.open-denied", S::kError, false,
-               "QEMU, as uid:{value}, gid:{expected}, cannot open '{name}' (\"Could not open "
-               "'{name}': Permission denied\"): {detail}",
+               "the VM does not start: QEMU, as uid:{value}, gid:{expected}, cannot open '{name}' "
+               "(\"Could not open '{name}': Permission denied\"): {detail}",
                "let libvirt relabel the image (dynamic_ownership, seclabel relabel), or give the "
                "qemu user access to it"},
     ProblemDef{P::kVmFirmwareFileMissing, "vm.firmware-file-missing", S::kError, false,

@@ -10,7 +10,7 @@ CC=clang CXX=clang++ cmake -S . -B $build -G Ninja -DIMGCHECK_FUZZ=ON -DCMAKE_BU
 cmake --build $build
 
 seeds=$build/seeds
-rm -rf "$seeds" && mkdir -p "$seeds"/{check,header,snapshot,bitmap}
+rm -rf "$seeds" && mkdir -p "$seeds"/{check,header,snapshot,bitmap,domain,nvram}
 python3 fixtures/build_fixtures.py "$seeds/img" --only clean-c512 clean-c4k clean-snapshot \
   clean-bitmap clean-zstd clean-extl2-64k leak-one corrupt-l2-dup >/dev/null
 for f in "$seeds"/img/*.qcow2; do
@@ -20,6 +20,13 @@ for f in "$seeds"/img/*.qcow2; do
   head -c 65536 "$f" > "$seeds/header/$n"
 done
 printf '\x00\x01' > "$seeds/snapshot/one"; printf '\x00\x01' > "$seeds/bitmap/one"
+# Domain XML seeds: the ones the tests write (tests/fuzz/seeds/domain), and OVMF's empty
+# variable store for the NVRAM parser when Debian's ovmf is installed.
+cp tests/fuzz/seeds/domain/* "$seeds/domain/"
+for f in /usr/share/OVMF/OVMF_VARS_4M.fd /usr/share/OVMF/OVMF_VARS.fd; do
+  [ -f "$f" ] && cp "$f" "$seeds/nvram/" && break
+done
+printf '\x02\x00\x00\x00\x01\x00\x07\x00\x00\x00\x00\x00' > "$seeds/nvram/acl"
 
 run() {
   local target=$1 corpus=$2
@@ -42,4 +49,6 @@ run fuzz_snapshot_table "$seeds/snapshot"
 run fuzz_bitmap_directory "$seeds/bitmap"
 run fuzz_check "$seeds/check"
 run fuzz_repair_plan "$seeds/check"
+run fuzz_domain "$seeds/domain"
+run fuzz_nvram "$seeds/nvram"
 echo "fuzzing: no crash, leak, timeout or OOM"
