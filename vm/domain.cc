@@ -307,7 +307,7 @@ Result<Machine> ParseDomainXml(std::string_view xml, const std::string& origin) 
   std::vector<Parsed> disks;
   for (pugi::xml_node node : devices.children("disk")) {
     auto p = ReadDisk(node, controllers, m);
-    if (!p) return tl::unexpected(p.error());
+    if (!p) return Fail(p.error().kind, origin + ": " + p.error().message);
     if (*p) LibvirtInsert(disks, std::move(**p));
   }
   SortFamily(disks, &IsVirtio, [](const Parsed& p) { return p.pci; });
