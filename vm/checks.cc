@@ -79,8 +79,7 @@ void CheckDeclaredChain(const Disk& d, fsck::CheckResult& r) {
 // Every file of the chain as the qemu user reaches it: directories always (libvirt checks
 // that the file exists as that user before it starts QEMU), the files' own permission only
 // when libvirt does not chown them for the VM.
-void CheckAccess(const Machine& m, const Disk& d, fsck::CheckResult& r, const Identity& id,
-                 bool relabel) {
+void CheckAccess(const Disk& d, fsck::CheckResult& r, const Identity& id, bool relabel) {
   fsck::Sink sink(r, r.filename);
   bool own = relabel && d.relabel.value_or(true);
   for (size_t k = 0; k < r.chain.size(); ++k) {
@@ -107,7 +106,6 @@ void CheckAccess(const Machine& m, const Disk& d, fsck::CheckResult& r, const Id
       sink.Report(P::kVmBackingAccessDenied, f);
     }
   }
-  (void)m;
 }
 
 }  // namespace
@@ -180,7 +178,7 @@ void CheckVm(const Machine& m, std::vector<fsck::CheckResult>& results,
       CheckBackingFormats(d, r);
       CheckDeclaredChain(d, r);
     }
-    if (id) CheckAccess(m, d, r, *id, m.relabel && conf.dynamic_ownership);
+    if (id) CheckAccess(d, r, *id, m.relabel && conf.dynamic_ownership);
   }
 }
 
