@@ -105,6 +105,7 @@ GuestRun RunGuest(const std::vector<fsck::CheckResult*>& results, const GuestOpt
   g.MountAll();
   g.DetectOs();
   lap("mounts");
+  CheckFirmware(g, m, rep);  // whatever the OS: the firmware reads the disks, not the OS
   if (!g.os || !g.RootFs()) {
     std::string detail = "libguestfs found no root filesystem";
     for (const std::string& n : g.notes) detail += "; " + n;
@@ -125,7 +126,6 @@ GuestRun RunGuest(const std::vector<fsck::CheckResult*>& results, const GuestOpt
       CheckFstab(g, rep);
       CheckGrub(g, rep);
       CheckInitramfs(g, rep);
-      CheckFirmware(g, m, rep);
       CheckHygiene(g, rep);
       lap("guest rules");
     }
